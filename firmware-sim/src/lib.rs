@@ -1,0 +1,1 @@
+//! The SeaCLR buoy simulator.

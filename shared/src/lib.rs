@@ -1,0 +1,12 @@
+//! The contract shared by the SeaCLR trainer (host) and the device (edge):
+//! what the encoder sees (preprocessing), how a model travels (the blob),
+//! how labels are stored.
+#![no_std]
+#![deny(missing_docs, unsafe_code)]
+
+#[cfg(any(test, feature = "std"))]
+extern crate std;
+
+pub mod blob;
+pub mod labels;
+pub mod preprocess;

@@ -1,0 +1,32 @@
+//! `seaclr`: the SeaCLR host command line.
+
+use clap::{Parser, Subcommand};
+
+/// SeaCLR: self-supervised plankton embeddings, from workstation to buoy.
+#[derive(Parser)]
+#[command(name = "seaclr", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Inspect, preview and split image data (folders, IFCB bins, manifests).
+    #[command(subcommand)]
+    Data(seaclr_trainer::data::cli::DataCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Data(cmd) => seaclr_trainer::data::cli::run(cmd),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
