@@ -10,3 +10,4 @@ extern crate std;
 pub mod blob;
 pub mod labels;
 pub mod preprocess;
+pub mod telemetry;
