@@ -1,1 +1,445 @@
-//! TODO: see the issue that owns this module.
+//! Telemetry: what a buoy sends home over a satellite link, one message per
+//! counting interval.
+//!
+//! A message holds, for one interval, the number of frames seen, the number
+//! flagged "unknown" and the count per class (class index = position). It is
+//! postcard-encoded (integers as varints, so small counts cost one byte) and
+//! followed by a CRC-16 so a corrupted message is rejected rather than
+//! misread. It must fit a single Iridium SBD mobile-originated message
+//! ([`SBD_MAX_BYTES`] = 340 bytes): with up to [`MAX_CLASSES`] = 100 classes
+//! it always does, because every count saturates at [`MAX_COUNT`] (three
+//! varint bytes). The test `worst_case_message_fits_one_sbd_message` proves
+//! the bound by encoding the largest possible message.
+//!
+//! Wire layout: `MAGIC (1 byte) | postcard(TelemetryBody) | CRC-16/IBM-3740 (2 bytes LE)`.
+
+use serde::de::{SeqAccess, Visitor};
+use serde::ser::SerializeSeq;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Largest payload of one Iridium SBD mobile-originated message, in bytes.
+pub const SBD_MAX_BYTES: usize = 340;
+/// Most classes a message can carry; chosen so the worst case fits [`SBD_MAX_BYTES`].
+pub const MAX_CLASSES: usize = 100;
+/// Counts saturate here (the largest value a 3-byte varint holds), which
+/// bounds the message size; no realistic interval comes close.
+pub const MAX_COUNT: u32 = (1 << 21) - 1;
+/// First byte of every message: identifies the format and its version.
+pub const MAGIC: u8 = 0xC1;
+/// Format version carried in the body, bumped on any layout change.
+pub const FORMAT_VERSION: u8 = 1;
+
+const CRC16: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_IBM_3740);
+
+/// Why a message could not be encoded or decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TelemetryError {
+    /// More classes than [`MAX_CLASSES`].
+    TooManyClasses(usize),
+    /// The output buffer is too small (needs up to [`SBD_MAX_BYTES`]).
+    BufferTooSmall,
+    /// Shorter than magic + CRC.
+    TooShort(usize),
+    /// First byte is not [`MAGIC`].
+    BadMagic(u8),
+    /// CRC mismatch: the message was corrupted.
+    BadCrc {
+        /// CRC stored in the message.
+        stored: u16,
+        /// CRC computed over the received bytes.
+        computed: u16,
+    },
+    /// A version this decoder does not understand.
+    UnsupportedVersion(u8),
+    /// The body is not a valid postcard encoding of a message.
+    Malformed,
+    /// Bytes left over after the body.
+    TrailingBytes(usize),
+}
+
+impl core::fmt::Display for TelemetryError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::TooManyClasses(n) => {
+                write!(f, "{n} classes, at most {MAX_CLASSES} fit a message")
+            }
+            Self::BufferTooSmall => write!(f, "output buffer too small for the message"),
+            Self::TooShort(n) => write!(f, "message is {n} bytes, too short to be telemetry"),
+            Self::BadMagic(b) => write!(
+                f,
+                "first byte 0x{b:02x} is not the telemetry magic 0x{MAGIC:02x}"
+            ),
+            Self::BadCrc { stored, computed } => write!(
+                f,
+                "CRC mismatch (stored 0x{stored:04x}, computed 0x{computed:04x}): message corrupted"
+            ),
+            Self::UnsupportedVersion(v) => write!(
+                f,
+                "telemetry format version {v} is not supported (this decoder reads {FORMAT_VERSION})"
+            ),
+            Self::Malformed => write!(f, "message body is malformed"),
+            Self::TrailingBytes(n) => write!(f, "{n} unexpected bytes after the message body"),
+        }
+    }
+}
+
+/// Per-class counts with a fixed capacity, so a message needs no heap.
+/// Serialised as a postcard sequence (varint length, varint counts).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClassCounts {
+    len: u8,
+    counts: [u32; MAX_CLASSES],
+}
+
+impl ClassCounts {
+    /// Counts copied from `counts` (saturated at [`MAX_COUNT`]).
+    pub fn from_slice(counts: &[u32]) -> Result<Self, TelemetryError> {
+        if counts.len() > MAX_CLASSES {
+            return Err(TelemetryError::TooManyClasses(counts.len()));
+        }
+        let mut out = Self {
+            len: counts.len() as u8,
+            counts: [0; MAX_CLASSES],
+        };
+        for (dst, &c) in out.counts.iter_mut().zip(counts) {
+            *dst = c.min(MAX_COUNT);
+        }
+        Ok(out)
+    }
+
+    /// The counts, one per class index.
+    pub fn as_slice(&self) -> &[u32] {
+        &self.counts[..self.len as usize]
+    }
+}
+
+impl core::fmt::Debug for ClassCounts {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
+}
+
+impl Serialize for ClassCounts {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.len as usize))?;
+        for c in self.as_slice() {
+            seq.serialize_element(c)?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for ClassCounts {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CountsVisitor;
+        impl<'de> Visitor<'de> for CountsVisitor {
+            type Value = ClassCounts;
+            fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                write!(f, "at most {MAX_CLASSES} class counts")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ClassCounts, A::Error> {
+                let mut out = ClassCounts {
+                    len: 0,
+                    counts: [0; MAX_CLASSES],
+                };
+                while let Some(c) = seq.next_element::<u32>()? {
+                    if out.len as usize == MAX_CLASSES {
+                        return Err(serde::de::Error::invalid_length(MAX_CLASSES + 1, &self));
+                    }
+                    out.counts[out.len as usize] = c;
+                    out.len += 1;
+                }
+                Ok(out)
+            }
+        }
+        deserializer.deserialize_seq(CountsVisitor)
+    }
+}
+
+/// One interval's report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Telemetry {
+    /// Format version ([`FORMAT_VERSION`]).
+    pub version: u8,
+    /// Which buoy sent it.
+    pub buoy_id: u16,
+    /// Message sequence number, to spot lost messages.
+    pub sequence: u32,
+    /// Interval start, seconds since the Unix epoch (or since boot when the
+    /// buoy has no clock).
+    pub interval_start_s: u32,
+    /// Interval length in seconds.
+    pub interval_len_s: u32,
+    /// Version of the model that classified (from the model blob).
+    pub model_version: u32,
+    /// Frames classified in the interval (known + unknown).
+    pub frames: u32,
+    /// Frames whose best match was too far from every labelled example.
+    pub unknown: u32,
+    /// Frames per class index in the interval.
+    pub counts: ClassCounts,
+}
+
+impl Telemetry {
+    /// Encodes into `buf`, returning the used prefix (never more than
+    /// [`SBD_MAX_BYTES`] bytes).
+    pub fn encode<'b>(&self, buf: &'b mut [u8]) -> Result<&'b [u8], TelemetryError> {
+        if buf.len() < 3 {
+            return Err(TelemetryError::BufferTooSmall);
+        }
+        buf[0] = MAGIC;
+        let body_len = {
+            let end = buf.len() - 2;
+            let used = postcard::to_slice(self, &mut buf[1..end])
+                .map_err(|_| TelemetryError::BufferTooSmall)?;
+            used.len()
+        };
+        let crc = CRC16.checksum(&buf[..1 + body_len]);
+        buf[1 + body_len..3 + body_len].copy_from_slice(&crc.to_le_bytes());
+        Ok(&buf[..3 + body_len])
+    }
+
+    /// Decodes and checks one message (magic, CRC, version, no trailing bytes).
+    pub fn decode(bytes: &[u8]) -> Result<Self, TelemetryError> {
+        if bytes.len() < 4 {
+            return Err(TelemetryError::TooShort(bytes.len()));
+        }
+        if bytes[0] != MAGIC {
+            return Err(TelemetryError::BadMagic(bytes[0]));
+        }
+        let (payload, crc_bytes) = bytes.split_at(bytes.len() - 2);
+        let stored = u16::from_le_bytes([crc_bytes[0], crc_bytes[1]]);
+        let computed = CRC16.checksum(payload);
+        if stored != computed {
+            return Err(TelemetryError::BadCrc { stored, computed });
+        }
+        let body = &payload[1..];
+        if body.first() != Some(&FORMAT_VERSION) {
+            return Err(TelemetryError::UnsupportedVersion(
+                body.first().copied().unwrap_or(0),
+            ));
+        }
+        let (msg, rest): (Telemetry, &[u8]) =
+            postcard::take_from_bytes(body).map_err(|_| TelemetryError::Malformed)?;
+        if !rest.is_empty() {
+            return Err(TelemetryError::TrailingBytes(rest.len()));
+        }
+        Ok(msg)
+    }
+}
+
+/// Host-side helpers: read a message given as a file path or hex text and
+/// describe it for a person.
+#[cfg(any(test, feature = "std"))]
+pub mod host {
+    use super::Telemetry;
+    use std::format;
+    use std::string::String;
+    use std::vec::Vec;
+
+    /// Parses hex text (whitespace, `0x` prefix and `:`/`-` separators allowed).
+    pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
+        let t = text.trim();
+        let t = t
+            .strip_prefix("0x")
+            .or_else(|| t.strip_prefix("0X"))
+            .unwrap_or(t);
+        let digits: Vec<u8> = t
+            .bytes()
+            .filter(|b| !b.is_ascii_whitespace() && *b != b':' && *b != b'-')
+            .collect();
+        if digits.len() % 2 != 0 {
+            return Err(format!(
+                "hex text has an odd number of digits ({})",
+                digits.len()
+            ));
+        }
+        digits
+            .chunks(2)
+            .map(|p| {
+                let s =
+                    core::str::from_utf8(p).map_err(|_| String::from("hex text is not ASCII"))?;
+                u8::from_str_radix(s, 16).map_err(|_| format!("'{s}' is not a hex byte"))
+            })
+            .collect()
+    }
+
+    /// Reads a message from `arg`: an existing file (raw bytes, or hex text
+    /// if the file is all hex digits) or else hex on the command line.
+    pub fn load(arg: &str) -> Result<Vec<u8>, String> {
+        let path = std::path::Path::new(arg);
+        if path.exists() {
+            let bytes =
+                std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+            let as_text = core::str::from_utf8(&bytes).ok().map(str::trim);
+            match as_text {
+                Some(t)
+                    if !t.is_empty()
+                        && t.bytes()
+                            .all(|b| b.is_ascii_hexdigit() || b.is_ascii_whitespace())
+                        && bytes[0] != super::MAGIC =>
+                {
+                    parse_hex(t).map_err(|e| format!("{}: {e}", path.display()))
+                }
+                _ => Ok(bytes),
+            }
+        } else {
+            parse_hex(arg).map_err(|e| format!("'{arg}' is neither an existing file nor hex: {e}"))
+        }
+    }
+
+    /// A short readable report of one message; `class_names[i]` names class `i` when given.
+    pub fn describe(msg: &Telemetry, encoded_len: usize, class_names: &[String]) -> String {
+        use core::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "telemetry v{} from buoy {} (message #{}, {} bytes of {} SBD)",
+            msg.version,
+            msg.buoy_id,
+            msg.sequence,
+            encoded_len,
+            super::SBD_MAX_BYTES
+        );
+        let _ = writeln!(
+            s,
+            "interval: start {} s, length {} s; model version {}",
+            msg.interval_start_s, msg.interval_len_s, msg.model_version
+        );
+        let _ = writeln!(s, "frames: {}  unknown: {}", msg.frames, msg.unknown);
+        for (i, c) in msg.counts.as_slice().iter().enumerate() {
+            match class_names.get(i) {
+                Some(name) => {
+                    let _ = writeln!(s, "  class {i:>3} {name:<24} {c}");
+                }
+                None => {
+                    let _ = writeln!(s, "  class {i:>3} {c}");
+                }
+            }
+        }
+        s
+    }
+
+    /// Decodes `arg` (file or hex) and describes it: the `seaclr telemetry decode` command.
+    pub fn decode_to_text(arg: &str, class_names: &[String]) -> Result<String, String> {
+        let bytes = load(arg)?;
+        let msg =
+            Telemetry::decode(&bytes).map_err(|e| format!("{arg}: not valid telemetry: {e}"))?;
+        Ok(describe(&msg, bytes.len(), class_names))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(counts: &[u32]) -> Telemetry {
+        Telemetry {
+            version: FORMAT_VERSION,
+            buoy_id: 7,
+            sequence: 42,
+            interval_start_s: 1_790_000_000,
+            interval_len_s: 3600,
+            model_version: 3,
+            frames: counts.iter().sum::<u32>() + 5,
+            unknown: 5,
+            counts: ClassCounts::from_slice(counts).unwrap(),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let msg = sample(&[3, 0, 150, 20_000, 1]);
+        let mut buf = [0u8; SBD_MAX_BYTES];
+        let bytes = msg.encode(&mut buf).unwrap().to_vec();
+        assert_eq!(Telemetry::decode(&bytes).unwrap(), msg);
+        assert_eq!(bytes[0], MAGIC);
+    }
+
+    #[test]
+    fn worst_case_message_fits_one_sbd_message() {
+        let msg = Telemetry {
+            version: FORMAT_VERSION,
+            buoy_id: u16::MAX,
+            sequence: u32::MAX,
+            interval_start_s: u32::MAX,
+            interval_len_s: u32::MAX,
+            model_version: u32::MAX,
+            frames: u32::MAX,
+            unknown: u32::MAX,
+            counts: ClassCounts::from_slice(&[u32::MAX; MAX_CLASSES]).unwrap(),
+        };
+        let mut buf = [0u8; 1024];
+        let n = msg.encode(&mut buf).unwrap().len();
+        assert!(n <= SBD_MAX_BYTES, "worst case is {n} bytes");
+        // And it still encodes into exactly an SBD-sized buffer.
+        let mut sbd = [0u8; SBD_MAX_BYTES];
+        assert_eq!(msg.encode(&mut sbd).unwrap().len(), n);
+    }
+
+    #[test]
+    fn counts_saturate() {
+        let c = ClassCounts::from_slice(&[u32::MAX, 5]).unwrap();
+        assert_eq!(c.as_slice(), &[MAX_COUNT, 5]);
+    }
+
+    #[test]
+    fn too_many_classes_is_an_error() {
+        assert_eq!(
+            ClassCounts::from_slice(&[0; MAX_CLASSES + 1]),
+            Err(TelemetryError::TooManyClasses(MAX_CLASSES + 1))
+        );
+    }
+
+    #[test]
+    fn every_single_bit_flip_is_rejected() {
+        let msg = sample(&[1, 2, 3, 400]);
+        let mut buf = [0u8; SBD_MAX_BYTES];
+        let bytes = msg.encode(&mut buf).unwrap().to_vec();
+        for i in 0..bytes.len() * 8 {
+            let mut bad = bytes.clone();
+            bad[i / 8] ^= 1 << (i % 8);
+            assert!(Telemetry::decode(&bad).is_err(), "flip of bit {i} accepted");
+        }
+    }
+
+    #[test]
+    fn truncated_and_extended_messages_are_rejected() {
+        let msg = sample(&[9, 9]);
+        let mut buf = [0u8; SBD_MAX_BYTES];
+        let bytes = msg.encode(&mut buf).unwrap().to_vec();
+        assert!(Telemetry::decode(&bytes[..bytes.len() - 1]).is_err());
+        assert_eq!(
+            Telemetry::decode(&bytes[..2]),
+            Err(TelemetryError::TooShort(2))
+        );
+        let mut longer = bytes.clone();
+        longer.insert(longer.len() - 2, 0);
+        assert!(Telemetry::decode(&longer).is_err());
+    }
+
+    #[test]
+    fn small_buffer_is_an_error_not_a_panic() {
+        let msg = sample(&[1; 50]);
+        let mut buf = [0u8; 20];
+        assert_eq!(msg.encode(&mut buf), Err(TelemetryError::BufferTooSmall));
+    }
+
+    #[test]
+    fn hex_round_trip_and_description() {
+        let msg = sample(&[4, 0, 7]);
+        let mut buf = [0u8; SBD_MAX_BYTES];
+        let bytes = msg.encode(&mut buf).unwrap();
+        let hex: std::string::String = bytes.iter().map(|b| std::format!("{b:02x}")).collect();
+        let names = [
+            std::string::String::from("copepod"),
+            std::string::String::from("diatom"),
+        ];
+        let text = host::decode_to_text(&hex, &names).unwrap();
+        assert!(text.contains("buoy 7"), "{text}");
+        assert!(text.contains("copepod"), "{text}");
+        assert!(text.contains("unknown: 5"), "{text}");
+        assert!(host::decode_to_text("zz", &[]).is_err());
+        assert!(host::decode_to_text("c100", &[]).is_err());
+    }
+}
