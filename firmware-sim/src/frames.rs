@@ -1,0 +1,395 @@
+//! Frame sources: what the buoy's camera delivers, one region of interest
+//! (ROI) at a time, as 8-bit gray pixels.
+//!
+//! - [`FolderSource`]: image files in a folder (recursively). When the
+//!   folder has class subfolders, a frame's `truth` is its folder name, so a
+//!   run can score itself; the buoy itself never looks at it.
+//! - [`IfcbSource`]: one Imaging FlowCytobot bin (`.hdr`/`.adc`/`.roi`),
+//!   ROIs in trigger order. A small reader of its own: the simulator must
+//!   not depend on the host tools.
+//! - [`WatchedFolder`]: a folder polled for new files, as when an
+//!   instrument drops images into a directory.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// One camera frame (a single ROI), gray.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// Where it came from: a file path or `<stem>.roi#<n>` (n = trigger number, 1-based).
+    pub id: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Row-major gray pixels, `width * height`.
+    pub gray: Vec<u8>,
+    /// Ground truth for scoring (class folder name), if known.
+    pub truth: Option<String>,
+}
+
+/// A frame that could not be read, with the reason; the stream goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameError {
+    /// The file or ROI.
+    pub id: String,
+    /// What was wrong.
+    pub reason: String,
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.id, self.reason)
+    }
+}
+
+/// A stream of frames. `None` = the stream has ended.
+pub trait FrameSource {
+    /// The next frame, or why it could not be read.
+    fn next_frame(&mut self) -> Option<Result<Frame, FrameError>>;
+}
+
+const IMAGE_EXTENSIONS: [&str; 6] = ["jpg", "jpeg", "png", "tif", "tiff", "bmp"];
+
+fn is_image(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Decodes an image file to gray.
+pub fn decode_image(path: &Path, truth: Option<String>) -> Result<Frame, FrameError> {
+    let id = path.display().to_string();
+    let img = image::open(path).map_err(|e| FrameError { id: id.clone(), reason: format!("cannot decode image: {e}") })?;
+    let gray = img.to_luma8();
+    let (width, height) = gray.dimensions();
+    if width == 0 || height == 0 {
+        return Err(FrameError { id, reason: "image has no pixels".into() });
+    }
+    Ok(Frame { id, width, height, gray: gray.into_raw(), truth })
+}
+
+fn list_images(root: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(root)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            list_images(&path, out)?;
+        } else if is_image(&path) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Image files of a folder, in a fixed order.
+pub struct FolderSource {
+    root: PathBuf,
+    files: Vec<PathBuf>,
+    next: usize,
+}
+
+/// Order in which a folder's images are streamed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Sorted by path (class folders one after another).
+    ByPath,
+    /// Interleaved round-robin over subfolders (by path within each), like a
+    /// mixed sample passing the camera; the default.
+    Interleaved,
+}
+
+impl FolderSource {
+    /// Lists the images under `root`. Errors name the folder.
+    pub fn new(root: &Path, order: Order) -> anyhow::Result<Self> {
+        let mut files = Vec::new();
+        list_images(root, &mut files).map_err(|e| anyhow::anyhow!("{}: cannot list images: {e}", root.display()))?;
+        files.sort();
+        if files.is_empty() {
+            anyhow::bail!("{}: no image files (looked for {})", root.display(), IMAGE_EXTENSIONS.join(", "));
+        }
+        if order == Order::Interleaved {
+            let mut groups: Vec<Vec<PathBuf>> = Vec::new();
+            for f in files.drain(..) {
+                match groups.last_mut() {
+                    Some(g) if g[0].parent() == f.parent() => g.push(f),
+                    _ => groups.push(vec![f]),
+                }
+            }
+            let longest = groups.iter().map(Vec::len).max().unwrap_or(0);
+            for i in 0..longest {
+                files.extend(groups.iter().filter_map(|g| g.get(i).cloned()));
+            }
+        }
+        Ok(Self { root: root.to_path_buf(), files, next: 0 })
+    }
+
+    /// How many frames the folder holds.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Whether the folder holds no frames (never true after `new`).
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    fn truth_of(&self, path: &Path) -> Option<String> {
+        let parent = path.parent()?;
+        if parent == self.root {
+            return None;
+        }
+        parent.file_name().map(|n| n.to_string_lossy().into_owned())
+    }
+}
+
+impl FrameSource for FolderSource {
+    fn next_frame(&mut self) -> Option<Result<Frame, FrameError>> {
+        let path = self.files.get(self.next)?.clone();
+        self.next += 1;
+        let truth = self.truth_of(&path);
+        Some(decode_image(&path, truth))
+    }
+}
+
+/// One IFCB bin's ROIs, in trigger order.
+pub struct IfcbSource {
+    stem: String,
+    roi: Vec<u8>,
+    /// (trigger number, width, height, start byte), image rows only.
+    rows: Vec<(usize, usize, usize, usize)>,
+    next: usize,
+}
+
+impl IfcbSource {
+    /// Opens `<stem>.adc`/`.roi` (and `.hdr` for the column names); `path`
+    /// may be any of the three files or the stem.
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        let base = match path.extension().and_then(|e| e.to_str()) {
+            Some("adc" | "roi" | "hdr") => path.with_extension(""),
+            _ => path.to_path_buf(),
+        };
+        let with = |ext: &str| PathBuf::from(format!("{}.{ext}", base.display()));
+        let (adc_path, roi_path, hdr_path) = (with("adc"), with("roi"), with("hdr"));
+        let adc = std::fs::read_to_string(&adc_path).map_err(|e| anyhow::anyhow!("{}: cannot read IFCB ADC file: {e}", adc_path.display()))?;
+        let roi = std::fs::read(&roi_path).map_err(|e| anyhow::anyhow!("{}: cannot read IFCB ROI file: {e}", roi_path.display()))?;
+        let hdr = std::fs::read_to_string(&hdr_path).unwrap_or_default();
+        let columns = column_indices(&hdr);
+        let mut rows = Vec::new();
+        for (line_no, line) in adc.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+            let (wi, hi, si) = columns.unwrap_or(if fields.len() >= 24 { (15, 16, 17) } else { (11, 12, 13) });
+            let num = |i: usize| -> anyhow::Result<usize> {
+                let f = fields.get(i).ok_or_else(|| anyhow::anyhow!("{}: line {}: only {} columns, need column {i}", adc_path.display(), line_no + 1, fields.len()))?;
+                f.parse::<f64>()
+                    .ok()
+                    .filter(|v| *v >= 0.0 && v.fract() == 0.0)
+                    .map(|v| v as usize)
+                    .ok_or_else(|| anyhow::anyhow!("{}: line {}: column {i} '{f}' is not a non-negative integer", adc_path.display(), line_no + 1))
+            };
+            let (w, h, start) = (num(wi)?, num(hi)?, num(si)?);
+            if w * h == 0 {
+                continue;
+            }
+            if start + w * h > roi.len() {
+                anyhow::bail!(
+                    "{}: line {}: ROI of {w}x{h} at byte {start} runs past the end of {} ({} bytes)",
+                    adc_path.display(),
+                    line_no + 1,
+                    roi_path.display(),
+                    roi.len()
+                );
+            }
+            rows.push((line_no + 1, w, h, start));
+        }
+        let stem = base.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Ok(Self { stem, roi, rows, next: 0 })
+    }
+
+    /// ROIs with pixels in the bin.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether the bin has no ROI with pixels.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+/// Column indices (width, height, start byte) named by the header's
+/// `ADCFileFormat:` line, when there is one.
+fn column_indices(hdr: &str) -> Option<(usize, usize, usize)> {
+    let line = hdr.lines().find_map(|l| l.strip_prefix("ADCFileFormat:"))?;
+    let names: Vec<String> = line.split(',').map(|s| s.trim().to_ascii_lowercase()).collect();
+    let find = |n: &str| names.iter().position(|x| x == n);
+    Some((find("roiwidth")?, find("roiheight")?, find("start_byte")?))
+}
+
+impl FrameSource for IfcbSource {
+    fn next_frame(&mut self) -> Option<Result<Frame, FrameError>> {
+        let &(trigger, w, h, start) = self.rows.get(self.next)?;
+        self.next += 1;
+        // ADC width is the fast (row) axis: h rows of w bytes.
+        Some(Ok(Frame {
+            id: format!("{}.roi#{trigger}", self.stem),
+            width: w as u32,
+            height: h as u32,
+            gray: self.roi[start..start + w * h].to_vec(),
+            truth: None,
+        }))
+    }
+}
+
+/// A folder polled for new image files; ends after `idle_timeout` without one.
+pub struct WatchedFolder {
+    root: PathBuf,
+    seen: BTreeSet<PathBuf>,
+    /// Candidates with their size at the previous poll (taken once stable).
+    pending: Vec<(PathBuf, u64)>,
+    poll: Duration,
+    idle_timeout: Option<Duration>,
+    last_new: Instant,
+}
+
+impl WatchedFolder {
+    /// Watches `root` (which must exist); files present at start are streamed too.
+    pub fn new(root: &Path, poll: Duration, idle_timeout: Option<Duration>) -> anyhow::Result<Self> {
+        if !root.is_dir() {
+            anyhow::bail!("{}: not a folder to watch", root.display());
+        }
+        Ok(Self { root: root.to_path_buf(), seen: BTreeSet::new(), pending: Vec::new(), poll, idle_timeout, last_new: Instant::now() })
+    }
+
+    /// One poll: files whose size did not change since the last poll (so a
+    /// half-written file is not read), in path order.
+    fn ready_files(&mut self) -> Vec<PathBuf> {
+        let mut now = Vec::new();
+        let _ = list_images(&self.root, &mut now);
+        now.retain(|p| !self.seen.contains(p));
+        now.sort();
+        let mut ready = Vec::new();
+        let mut next_pending = Vec::new();
+        for p in now {
+            let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+            let before = self.pending.iter().find(|(q, _)| *q == p).map(|(_, s)| *s);
+            if before == Some(size) && size > 0 {
+                ready.push(p);
+            } else {
+                next_pending.push((p, size));
+            }
+        }
+        self.pending = next_pending;
+        ready
+    }
+}
+
+impl FrameSource for WatchedFolder {
+    fn next_frame(&mut self) -> Option<Result<Frame, FrameError>> {
+        loop {
+            if let Some(path) = self.ready_files().into_iter().next() {
+                self.seen.insert(path.clone());
+                self.last_new = Instant::now();
+                return Some(decode_image(&path, None));
+            }
+            if self.idle_timeout.is_some_and(|t| self.last_new.elapsed() >= t) {
+                return None;
+            }
+            std::thread::sleep(self.poll);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data() -> PathBuf {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data"))
+    }
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("seaclr-frames-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn flowcam_folder_streams_all_images_with_truth_interleaved() {
+        let mut src = FolderSource::new(&data().join("flowcam-demo"), Order::Interleaved).unwrap();
+        assert_eq!(src.len(), 105);
+        let mut frames = Vec::new();
+        while let Some(f) = src.next_frame() {
+            frames.push(f.unwrap());
+        }
+        assert_eq!(frames.len(), 105);
+        // First six frames: one per class.
+        let first: BTreeSet<_> = frames[..6].iter().map(|f| f.truth.clone().unwrap()).collect();
+        assert_eq!(first.len(), 6);
+        assert!(frames.iter().all(|f| f.gray.len() == (f.width * f.height) as usize));
+        assert_eq!(frames.iter().filter(|f| f.truth.as_deref() == Some("Tripos")).count(), 13);
+    }
+
+    #[test]
+    fn ifcb_bins_give_rois_in_trigger_order() {
+        let mut new = IfcbSource::open(&data().join("ifcb/D20130526T095207_IFCB013")).unwrap();
+        assert_eq!(new.len(), 19);
+        let mut old = IfcbSource::open(&data().join("ifcb/IFCB5_2012_028_081515.adc")).unwrap();
+        assert_eq!(old.len(), 6);
+        let first = old.next_frame().unwrap().unwrap();
+        assert_eq!(first.id, "IFCB5_2012_028_081515.roi#1");
+        // Old format: first ROI is 96 x 45 at byte 1.
+        assert_eq!((first.width, first.height), (96, 45));
+        let mut last_trigger = 0;
+        while let Some(f) = new.next_frame() {
+            let f = f.unwrap();
+            let trigger: usize = f.id.rsplit('#').next().unwrap().parse().unwrap();
+            assert!(trigger > last_trigger);
+            last_trigger = trigger;
+        }
+    }
+
+    #[test]
+    fn ifcb_errors_name_the_file() {
+        let d = tmp("ifcb-bad");
+        std::fs::write(d.join("x.adc"), "1,2,3\n").unwrap();
+        std::fs::write(d.join("x.roi"), [0u8; 10]).unwrap();
+        let e = IfcbSource::open(&d.join("x")).err().unwrap().to_string();
+        assert!(e.contains("x.adc") && e.contains("columns"), "{e}");
+        let e = IfcbSource::open(&d.join("missing")).err().unwrap().to_string();
+        assert!(e.contains("missing.adc"), "{e}");
+        // Start byte past the end of the ROI file.
+        std::fs::write(d.join("y.adc"), "1,0,0,0,0,0,0,0,0,0,0,10,10,5,\n").unwrap();
+        std::fs::write(d.join("y.roi"), [0u8; 10]).unwrap();
+        let e = IfcbSource::open(&d.join("y")).err().unwrap().to_string();
+        assert!(e.contains("past the end"), "{e}");
+    }
+
+    #[test]
+    fn undecodable_file_is_an_error_frame_not_a_panic() {
+        let d = tmp("broken");
+        std::fs::write(d.join("a.png"), b"not a png").unwrap();
+        let mut src = FolderSource::new(&d, Order::ByPath).unwrap();
+        let err = src.next_frame().unwrap().unwrap_err();
+        assert!(err.id.ends_with("a.png") && err.reason.contains("decode"), "{err}");
+        assert!(src.next_frame().is_none());
+        assert!(FolderSource::new(&tmp("empty"), Order::ByPath).is_err());
+    }
+
+    #[test]
+    fn watched_folder_picks_up_new_files_and_ends_when_idle() {
+        let d = tmp("watch");
+        image::GrayImage::from_pixel(5, 4, image::Luma([7])).save(d.join("a.png")).unwrap();
+        let mut w = WatchedFolder::new(&d, Duration::from_millis(5), Some(Duration::from_secs(2))).unwrap();
+        let a = w.next_frame().unwrap().unwrap();
+        assert_eq!((a.width, a.height, a.gray[0]), (5, 4, 7));
+        image::GrayImage::from_pixel(3, 3, image::Luma([9])).save(d.join("b.png")).unwrap();
+        let b = w.next_frame().unwrap().unwrap();
+        assert!(b.id.ends_with("b.png"));
+        assert!(w.next_frame().is_none());
+    }
+}
