@@ -396,7 +396,7 @@ impl Buoy {
         let (w, h, gray) = bin_to_fit(frame.width as usize, frame.height as usize, frame.gray, self.config.max_roi_side);
         let mut pre = vec![0u8; size * size];
         if let Err(e) = seaclr_shared::preprocess::preprocess_gray(&gray, w, h, size, &mut pre) {
-            let log = format!("frame {number} {} skipped: preprocessing failed: {e:?}", frame.id);
+            let log = format!("frame {number} {} skipped: preprocessing failed: {e}", frame.id);
             return (FrameResult { number, id: frame.id, classification: None, class_name: None, log }, closed);
         }
         let mut result = FrameResult { number, id: frame.id.clone(), classification: None, class_name: None, log: String::new() };

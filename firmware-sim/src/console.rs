@@ -23,7 +23,7 @@ use std::net::TcpListener;
 use std::sync::mpsc::{Receiver, Sender, channel};
 
 /// Longest class name: it has to fit the display and the flash record.
-pub const MAX_CLASS_NAME: usize = 24;
+pub const MAX_CLASS_NAME: usize = 32;
 
 /// One parsed console command.
 #[derive(Debug, Clone, PartialEq)]
@@ -229,7 +229,7 @@ mod tests {
             ("label 12 a b", "usage: label"),
             ("label 12 bad/name", "may only use"),
             ("addclass", "usage: addclass"),
-            ("addclass aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "1 to 24"),
+            ("addclass aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "1 to 32"),
             ("threshold high", "not a number"),
             ("threshold 1.5", "outside 0..1"),
             ("threshold NaN", "outside 0..1"),

@@ -3,6 +3,7 @@
 //! camera (frame sources), a NOR flash (an image file), a small screen
 //! (PNG frames), a serial console and a satellite modem (telemetry).
 
+pub mod app;
 pub mod console;
 pub mod display;
 pub mod flash_file;
