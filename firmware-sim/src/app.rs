@@ -56,71 +56,60 @@ pub struct Classification {
     pub unknown: bool,
 }
 
-/// Identifies one stored example.
+/// Identifies one stored example (ids are never reused).
 pub type ExampleId = u32;
 
-/// The few-shot kNN head as the firmware uses it.
-pub trait Head {
-    /// Adds a class, returning its index.
-    fn add_class(&mut self, name: &str) -> Result<u16, String>;
-    /// Class names by index (removed classes keep their slot as `None`).
-    fn classes(&self) -> Vec<Option<String>>;
-    /// Adds a labelled example.
-    fn add_example(&mut self, id: ExampleId, class: u16, embedding: &[i8]) -> Result<(), String>;
-    /// Removes one example; `false` if it was not there.
-    fn forget_example(&mut self, id: ExampleId) -> bool;
-    /// Removes a class and its examples.
-    fn forget_class(&mut self, class: u16) -> Result<(), String>;
-    /// Classifies against the stored examples.
-    fn classify(&self, embedding: &[i8], threshold: f32) -> Classification;
-    /// Stored examples.
-    fn examples(&self) -> usize;
-    /// Capacity in examples (for the RAM plan).
-    fn capacity(&self) -> usize;
-    /// RAM the head occupies.
-    fn ram_bytes(&self) -> usize;
-}
-
-/// One persistent label operation, replayed in order at boot.
+/// One label update, as the console asks for it.
 #[derive(Debug, Clone, PartialEq)]
-pub enum LabelOp {
-    /// A class was declared.
-    AddClass {
-        /// Its name.
-        name: String,
-    },
-    /// An example was labelled.
+pub enum Update {
+    /// Declare a class.
+    AddClass(String),
+    /// Store a labelled example.
     AddExample {
-        /// Its id.
-        id: ExampleId,
         /// Class index.
         class: u16,
         /// The int8 embedding.
         embedding: Vec<i8>,
     },
-    /// An example was forgotten.
-    ForgetExample {
-        /// Its id.
-        id: ExampleId,
-    },
-    /// A class was forgotten.
-    ForgetClass {
-        /// Class index.
-        class: u16,
-    },
-    /// The unknown threshold changed.
-    SetThreshold {
-        /// New threshold.
-        threshold: f32,
-    },
+    /// Drop one example.
+    ForgetExample(ExampleId),
+    /// Drop a class and its examples.
+    ForgetClass(u16),
+    /// Change the open-set threshold (cosine similarity, 0..1).
+    SetThreshold(f32),
 }
 
-/// The label store on the flash's store region.
-pub trait LabelStore {
-    /// Persists one operation; `Ok` only once it is durable.
-    fn append(&mut self, op: &LabelOp) -> Result<(), String>;
-    /// Every durable operation, in order.
-    fn replay(&mut self) -> Result<Vec<LabelOp>, String>;
+/// What an accepted update did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// The new class's index (`AddClass`).
+    pub class: Option<u16>,
+    /// The new example's id (`AddExample`).
+    pub example: Option<ExampleId>,
+    /// The example evicted to make room, if the memory was full.
+    pub evicted: Option<ExampleId>,
+}
+
+/// The few-shot label memory: the kNN head in RAM plus its label store in
+/// flash. Implemented over `seaclr_edge::knn` and `seaclr_edge::store`.
+pub trait LabelMemory {
+    /// Mounts the flash store and rebuilds the head from it.
+    fn mount(&mut self) -> Result<(), String>;
+    /// Class names by index (a forgotten class's slot is `None`).
+    fn classes(&self) -> Vec<Option<String>>;
+    /// Stored examples.
+    fn examples(&self) -> usize;
+    /// Capacity in examples.
+    fn capacity(&self) -> usize;
+    /// RAM the head occupies.
+    fn ram_bytes(&self) -> usize;
+    /// Current open-set threshold.
+    fn threshold(&self) -> f32;
+    /// Classifies one embedding.
+    fn classify(&self, embedding: &[i8]) -> Classification;
+    /// Validates, persists to flash, and only then applies the update.
+    /// `Err` means nothing changed (a half-written record is ignored at mount).
+    fn update(&mut self, update: Update) -> Result<Applied, String>;
 }
 
 /// Builds the engine from the model bytes (the blob may be rejected).
@@ -131,8 +120,6 @@ pub type EncoderFactory = Box<dyn Fn(Vec<u8>) -> Result<Box<dyn Encoder>, String
 pub struct Config {
     /// Buoy id in telemetry.
     pub buoy_id: u16,
-    /// Unknown threshold until the store sets one.
-    pub threshold: f32,
     /// Counting window, seconds.
     pub window_s: u32,
     /// Frames per second of the camera; 0 = as fast as possible (wall clock).
@@ -153,7 +140,6 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             buoy_id: 1,
-            threshold: 0.5,
             window_s: 60,
             fps: 0.0,
             recent_frames: 256,
@@ -200,14 +186,11 @@ pub struct Buoy {
     config: Config,
     flash: FlashFile,
     encoder: Result<Box<dyn Encoder>, String>,
-    head: Box<dyn Head>,
-    store: Box<dyn LabelStore>,
-    threshold: f32,
+    memory: Box<dyn LabelMemory>,
     ram: Option<RamPlan>,
     recent: VecDeque<Recent>,
-    /// (example id, frame number, frame id, class)
+    /// Labels given this session: (example id, frame number, frame id, class).
     labelled: Vec<(ExampleId, u64, String, u16)>,
-    next_example: ExampleId,
     frames: u64,
     started: Instant,
     window_index: u64,
@@ -242,24 +225,20 @@ impl Buoy {
         config: Config,
         flash: FlashFile,
         make_encoder: &EncoderFactory,
-        head: Box<dyn Head>,
-        store: Box<dyn LabelStore>,
+        memory: Box<dyn LabelMemory>,
     ) -> Result<Self, BootError> {
         let encoder = match flash.model() {
             Err(e) => Err(format!("refusing to classify: {e} (flash image {})", flash.path().display())),
             Ok(bytes) => make_encoder(bytes).map_err(|e| format!("refusing to classify: model rejected: {e}")),
         };
         let mut buoy = Self {
-            threshold: config.threshold,
             config,
             flash,
             encoder,
-            head,
-            store,
+            memory,
             ram: None,
             recent: VecDeque::new(),
             labelled: Vec::new(),
-            next_example: 1,
             frames: 0,
             started: Instant::now(),
             window_index: 0,
@@ -279,18 +258,15 @@ impl Buoy {
                 embedding_dim: enc.embedding_dim(),
                 input_size: enc.input_size(),
                 max_roi_side: buoy.config.max_roi_side,
-                max_examples: buoy.head.capacity(),
+                max_examples: buoy.memory.capacity(),
                 recent_frames: buoy.config.recent_frames,
                 budget: buoy.config.ram_budget,
             });
-            let plan = RamPlan { knn: buoy.head.ram_bytes().max(plan.knn), ..plan };
+            let plan = RamPlan { knn: buoy.memory.ram_bytes().max(plan.knn), ..plan };
             plan.check().map_err(|e| BootError(format!("boot refused: {e}")))?;
             buoy.ram = Some(plan);
             // Only a usable model lets the store be mounted (and ever written).
-            let ops = buoy.store.replay().map_err(|e| BootError(format!("boot refused: label store unreadable: {e}")))?;
-            for op in ops {
-                buoy.apply(&op).map_err(|e| BootError(format!("boot refused: label store replay failed: {e}")))?;
-            }
+            buoy.memory.mount().map_err(|e| BootError(format!("boot refused: label store cannot be mounted: {e}")))?;
         }
         Ok(buoy)
     }
@@ -307,17 +283,17 @@ impl Buoy {
 
     /// Class names by index.
     pub fn class_names(&self) -> Vec<Option<String>> {
-        self.head.classes()
+        self.memory.classes()
     }
 
     /// Labelled examples held by the head.
     pub fn labelled_examples(&self) -> usize {
-        self.head.examples()
+        self.memory.examples()
     }
 
     /// Current unknown threshold.
     pub fn threshold(&self) -> f32 {
-        self.threshold
+        self.memory.threshold()
     }
 
     /// PNGs written so far.
@@ -331,39 +307,19 @@ impl Buoy {
     }
 
     fn class_index(&self, name: &str) -> Option<u16> {
-        self.head.classes().iter().position(|c| c.as_deref() == Some(name)).map(|i| i as u16)
+        self.memory.classes().iter().position(|c| c.as_deref() == Some(name)).map(|i| i as u16)
     }
 
-    /// Applies a durable operation to the in-RAM state.
-    fn apply(&mut self, op: &LabelOp) -> Result<(), String> {
-        match op {
-            LabelOp::AddClass { name } => {
-                self.head.add_class(name)?;
-            }
-            LabelOp::AddExample { id, class, embedding } => {
-                self.head.add_example(*id, *class, embedding)?;
-                self.next_example = self.next_example.max(id + 1);
-            }
-            LabelOp::ForgetExample { id } => {
-                self.head.forget_example(*id);
-                self.labelled.retain(|l| l.0 != *id);
-            }
-            LabelOp::ForgetClass { class } => {
-                self.head.forget_class(*class)?;
-                self.labelled.retain(|l| l.3 != *class);
-            }
-            LabelOp::SetThreshold { threshold } => self.threshold = *threshold,
-        }
-        Ok(())
-    }
-
-    /// Persists, then applies. Errors leave the state unchanged.
-    fn commit(&mut self, op: LabelOp) -> Result<(), String> {
+    /// Persists, then applies (through the label memory). Errors leave the state unchanged.
+    fn commit(&mut self, update: Update) -> Result<Applied, String> {
         if self.encoder.is_err() {
             return Err("no usable model, label updates are refused (the label store is left untouched)".into());
         }
-        self.store.append(&op).map_err(|e| format!("not stored: {e}"))?;
-        self.apply(&op)
+        let applied = self.memory.update(update)?;
+        if let Some(ev) = applied.evicted {
+            self.labelled.retain(|l| l.0 != ev);
+        }
+        Ok(applied)
     }
 
     fn sim_time_s(&self) -> f64 {
@@ -409,8 +365,8 @@ impl Buoy {
                 match enc.encode(&pre, &mut emb) {
                     Err(e) => result.log = format!("frame {number} {}: encode failed: {e}", frame.id),
                     Ok(()) => {
-                        let c = self.head.classify(&emb, self.threshold);
-                        let name = c.class.and_then(|i| self.head.classes().get(i as usize).cloned().flatten());
+                        let c = self.memory.classify(&emb);
+                        let name = c.class.and_then(|i| self.memory.classes().get(i as usize).cloned().flatten());
                         self.window_frames += 1;
                         if c.unknown {
                             self.window_unknown += 1;
@@ -448,7 +404,7 @@ impl Buoy {
     }
 
     fn draw(&mut self, r: &FrameResult, pre: &[u8], size: usize) {
-        let names = self.head.classes();
+        let names = self.memory.classes();
         let mut hist: Vec<(String, u32)> = names
             .iter()
             .enumerate()
@@ -474,8 +430,8 @@ impl Buoy {
             highlight,
             fps: if self.config.fps > 0.0 { self.config.fps } else { self.fps_measured },
             model_version,
-            labelled: self.head.examples(),
-            threshold: self.threshold,
+            labelled: self.memory.examples(),
+            threshold: self.memory.threshold(),
             alert: self.encoder.as_ref().err().map(String::as_str),
         };
         let _ = display::draw_screen(&mut self.framebuffer, &screen);
@@ -503,7 +459,7 @@ impl Buoy {
     /// The current window's telemetry message (not closing it).
     pub fn telemetry(&self) -> WindowReport {
         let mut counts = self.window_counts.clone();
-        counts.resize(self.head.classes().len(), 0);
+        counts.resize(self.memory.classes().len(), 0);
         counts.truncate(seaclr_shared::telemetry::MAX_CLASSES);
         let message = Telemetry {
             version: FORMAT_VERSION,
@@ -557,19 +513,23 @@ impl Buoy {
                 if self.class_index(&name).is_some() {
                     return Err(format!("class '{name}' already exists"));
                 }
-                self.commit(LabelOp::AddClass { name: name.clone() })?;
-                Ok(vec![format!("ok class '{name}' added as #{}", self.class_index(&name).unwrap_or(0))])
+                let applied = self.commit(Update::AddClass(name.clone()))?;
+                Ok(vec![format!("ok class '{name}' added as #{}", applied.class.unwrap_or(0))])
             }
             Command::Label { frame, class } => {
                 let class_idx = self.class_index(&class).ok_or_else(|| format!("no class '{class}' (addclass it first)"))?;
                 let recent = self.resolve_frame(&frame).ok_or_else(|| {
-                    format!("frame '{frame}' is not among the last {} frames", self.config.recent_frames)
+                    format!("frame '{frame}' is not among the last {} classified frames", self.config.recent_frames)
                 })?;
                 let (number, id, embedding) = (recent.number, recent.id.clone(), recent.embedding.clone());
-                let ex = self.next_example;
-                self.commit(LabelOp::AddExample { id: ex, class: class_idx, embedding })?;
+                let applied = self.commit(Update::AddExample { class: class_idx, embedding })?;
+                let ex = applied.example.unwrap_or(0);
                 self.labelled.push((ex, number, id.clone(), class_idx));
-                Ok(vec![format!("ok frame {number} ({id}) labelled '{class}' as example #{ex}; {} examples", self.head.examples())])
+                let evicted = applied.evicted.map(|e| format!(" (memory full: example #{e} evicted)")).unwrap_or_default();
+                Ok(vec![format!(
+                    "ok frame {number} ({id}) labelled '{class}' as example #{ex}; {} examples{evicted}",
+                    self.memory.examples()
+                )])
             }
             Command::ForgetFrame(frame) => {
                 let found = self
@@ -579,21 +539,23 @@ impl Buoy {
                     .find(|l| frame.parse::<u64>().ok() == Some(l.1) || l.2 == frame)
                     .map(|l| l.0)
                     .ok_or_else(|| format!("frame '{frame}' has no label from this session"))?;
-                self.commit(LabelOp::ForgetExample { id: found })?;
-                Ok(vec![format!("ok example #{found} forgotten; {} examples", self.head.examples())])
+                self.commit(Update::ForgetExample(found))?;
+                self.labelled.retain(|l| l.0 != found);
+                Ok(vec![format!("ok example #{found} forgotten; {} examples", self.memory.examples())])
             }
             Command::ForgetClass(name) => {
                 let idx = self.class_index(&name).ok_or_else(|| format!("no class '{name}'"))?;
-                self.commit(LabelOp::ForgetClass { class: idx })?;
-                Ok(vec![format!("ok class '{name}' forgotten; {} examples", self.head.examples())])
+                self.commit(Update::ForgetClass(idx))?;
+                self.labelled.retain(|l| l.3 != idx);
+                Ok(vec![format!("ok class '{name}' forgotten; {} examples", self.memory.examples())])
             }
             Command::Threshold(x) => {
-                self.commit(LabelOp::SetThreshold { threshold: x })?;
-                Ok(vec![format!("ok threshold {x:.3}")])
+                self.commit(Update::SetThreshold(x))?;
+                Ok(vec![format!("ok threshold {:.3}", self.memory.threshold())])
             }
             Command::Status => Ok(self.status_lines()),
             Command::Counts => {
-                let names = self.head.classes();
+                let names = self.memory.classes();
                 let mut parts: Vec<String> = names
                     .iter()
                     .enumerate()
@@ -624,10 +586,10 @@ impl Buoy {
             )),
             Err(why) => out.push(format!("ok model OFF: {why}")),
         }
-        let classes = self.head.classes().iter().flatten().count();
+        let classes = self.memory.classes().iter().flatten().count();
         out.push(format!(
             "ok frames {} fps {:.1} classes {classes} examples {} threshold {:.2}",
-            self.frames, self.fps_measured, self.head.examples(), self.threshold
+            self.frames, self.fps_measured, self.memory.examples(), self.memory.threshold()
         ));
         out.extend(self.resource_report().into_iter().map(|l| format!("ok {l}")));
         out
@@ -681,4 +643,309 @@ pub fn bin_to_fit(mut w: usize, mut h: usize, mut gray: Vec<u8>, max_side: usize
         (w, h, gray) = (nw, nh, out);
     }
     (w, h, gray)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The firmware loop against small stand-ins for the engine and the
+    //! label memory (the real ones are exercised by the scenario test).
+    use super::*;
+    use crate::flash_file::Layout;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// 4x4 block means of the darkness (127 - p) of a 16x16 image.
+    struct BlockEncoder;
+    impl Encoder for BlockEncoder {
+        fn input_size(&self) -> usize {
+            16
+        }
+        fn embedding_dim(&self) -> usize {
+            16
+        }
+        fn arena_bytes(&self) -> usize {
+            1024
+        }
+        fn macs_per_image(&self) -> Option<u64> {
+            Some(256)
+        }
+        fn model_version(&self) -> u32 {
+            7
+        }
+        fn encode(&mut self, image: &[u8], out: &mut [i8]) -> Result<(), String> {
+            for (b, o) in out.iter_mut().enumerate() {
+                let (bx, by) = (b % 4, b / 4);
+                let mut s = 0i32;
+                for y in 0..4 {
+                    for x in 0..4 {
+                        s += 127 - image[(by * 4 + y) * 16 + bx * 4 + x] as i32;
+                    }
+                }
+                *o = (s / 16) as i8;
+            }
+            Ok(())
+        }
+    }
+
+    /// A durable log shared across "reboots", with a switch that makes the
+    /// next write fail as a power cut would.
+    #[derive(Default)]
+    struct Log {
+        updates: Vec<Update>,
+        fail_next: bool,
+        mounts: usize,
+    }
+
+    struct NearestMemory {
+        log: Rc<RefCell<Log>>,
+        classes: Vec<Option<String>>,
+        examples: Vec<(ExampleId, u16, Vec<i8>)>,
+        next_id: ExampleId,
+        threshold: f32,
+    }
+
+    impl NearestMemory {
+        fn new(log: Rc<RefCell<Log>>) -> Box<dyn LabelMemory> {
+            Box::new(Self { log, classes: Vec::new(), examples: Vec::new(), next_id: 1, threshold: 0.5 })
+        }
+        fn apply(&mut self, u: &Update) -> Applied {
+            match u {
+                Update::AddClass(n) => {
+                    self.classes.push(Some(n.clone()));
+                    Applied { class: Some(self.classes.len() as u16 - 1), ..Applied::default() }
+                }
+                Update::AddExample { class, embedding } => {
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    self.examples.push((id, *class, embedding.clone()));
+                    Applied { example: Some(id), ..Applied::default() }
+                }
+                Update::ForgetExample(id) => {
+                    self.examples.retain(|e| e.0 != *id);
+                    Applied::default()
+                }
+                Update::ForgetClass(c) => {
+                    self.classes[*c as usize] = None;
+                    self.examples.retain(|e| e.1 != *c);
+                    Applied::default()
+                }
+                Update::SetThreshold(t) => {
+                    self.threshold = *t;
+                    Applied::default()
+                }
+            }
+        }
+    }
+
+    fn cosine(a: &[i8], b: &[i8]) -> f32 {
+        let dot: f32 = a.iter().zip(b).map(|(x, y)| *x as f32 * *y as f32).sum();
+        let na: f32 = a.iter().map(|x| (*x as f32).powi(2)).sum::<f32>().sqrt();
+        let nb: f32 = b.iter().map(|x| (*x as f32).powi(2)).sum::<f32>().sqrt();
+        if na == 0.0 || nb == 0.0 { 0.0 } else { dot / (na * nb) }
+    }
+
+    impl LabelMemory for NearestMemory {
+        fn mount(&mut self) -> Result<(), String> {
+            let updates = {
+                let mut log = self.log.borrow_mut();
+                log.mounts += 1;
+                log.updates.clone()
+            };
+            for u in &updates {
+                self.apply(u);
+            }
+            Ok(())
+        }
+        fn classes(&self) -> Vec<Option<String>> {
+            self.classes.clone()
+        }
+        fn examples(&self) -> usize {
+            self.examples.len()
+        }
+        fn capacity(&self) -> usize {
+            100
+        }
+        fn ram_bytes(&self) -> usize {
+            100 * 24
+        }
+        fn threshold(&self) -> f32 {
+            self.threshold
+        }
+        fn classify(&self, e: &[i8]) -> Classification {
+            let best = self.examples.iter().map(|(_, c, x)| (*c, cosine(e, x))).max_by(|a, b| a.1.total_cmp(&b.1));
+            match best {
+                None => Classification { class: None, confidence: 0.0, similarity: 0.0, unknown: true },
+                Some((c, s)) => Classification { class: Some(c), confidence: s.max(0.0), similarity: s, unknown: s < self.threshold },
+            }
+        }
+        fn update(&mut self, u: Update) -> Result<Applied, String> {
+            {
+                let mut log = self.log.borrow_mut();
+                if log.fail_next {
+                    log.fail_next = false;
+                    return Err("flash write failed: power cut".into());
+                }
+                log.updates.push(u.clone());
+            }
+            Ok(self.apply(&u))
+        }
+    }
+
+    fn factory() -> EncoderFactory {
+        Box::new(|bytes: Vec<u8>| {
+            if bytes.starts_with(b"TESTMODEL") { Ok(Box::new(BlockEncoder) as Box<dyn Encoder>) } else { Err("bad magic".into()) }
+        })
+    }
+
+    fn flash(name: &str, model: Option<&[u8]>) -> FlashFile {
+        let dir = std::env::temp_dir().join(format!("seaclr-app-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = FlashFile::create(&dir.join(name), Layout { model_capacity: 8192, store_capacity: 8192 }).unwrap();
+        if let Some(m) = model {
+            f.install_model(m).unwrap();
+        }
+        f
+    }
+
+    /// A dark shape on white: a horizontal bar (kind 0) or a vertical bar (kind 1).
+    fn frame(kind: usize, n: usize) -> Frame {
+        let (w, h) = (40usize, 40usize);
+        let mut gray = vec![255u8; w * h];
+        for y in 0..h {
+            for x in 0..w {
+                let on = if kind == 0 { (16..24).contains(&y) } else { (16..24).contains(&x) };
+                if on {
+                    gray[y * w + x] = (10 + n % 5) as u8;
+                }
+            }
+        }
+        Frame { id: format!("k{kind}-{n}.png"), width: w as u32, height: h as u32, gray, truth: Some(format!("k{kind}")) }
+    }
+
+    fn boot(f: &FlashFile, log: &Rc<RefCell<Log>>) -> Buoy {
+        Buoy::boot(Config::default(), f.clone(), &factory(), NearestMemory::new(log.clone())).unwrap()
+    }
+
+    #[test]
+    fn missing_or_corrupt_model_refuses_to_classify_and_never_touches_the_store() {
+        for (name, model) in [("none.img", None), ("bad.img", Some(&b"NOT A MODEL"[..]))] {
+            let f = flash(name, model);
+            let log = Rc::new(RefCell::new(Log::default()));
+            let mut b = boot(&f, &log);
+            let why = b.model_problem().unwrap().to_string();
+            assert!(why.contains("refusing to classify"), "{why}");
+            let (r, _) = b.process(frame(0, 0));
+            assert!(r.classification.is_none() && r.log.contains("not classified"), "{}", r.log);
+            let reply = b.handle_line("addclass a");
+            assert!(reply[0].starts_with("error:") && reply[0].contains("untouched"), "{reply:?}");
+            assert_eq!(log.borrow().mounts, 0);
+            assert!(log.borrow().updates.is_empty());
+            assert_eq!(f.store_bytes_used(), 0);
+        }
+        // A corrupted model region is named as such.
+        let f = flash("crc.img", Some(b"TESTMODEL v1"));
+        let path = f.path();
+        drop(f);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[crate::flash_file::ERASE_SIZE + 2] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        let f = FlashFile::open(&path, crate::power::PowerSupply::steady()).unwrap();
+        let b = boot(&f, &Rc::new(RefCell::new(Log::default())));
+        assert!(b.model_problem().unwrap().contains("corrupt"));
+    }
+
+    #[test]
+    fn ram_over_budget_refuses_to_boot() {
+        let f = flash("ram.img", Some(b"TESTMODEL"));
+        let cfg = Config { ram_budget: 64 * 1024, ..Config::default() };
+        let err = Buoy::boot(cfg, f, &factory(), NearestMemory::new(Rc::default())).err().unwrap();
+        assert!(err.0.contains("RAM budget exceeded"), "{err}");
+    }
+
+    #[test]
+    fn labels_improve_classification_survive_reboot_and_bad_commands_change_nothing() {
+        let f = flash("labels.img", Some(b"TESTMODEL"));
+        let log = Rc::new(RefCell::new(Log::default()));
+        let mut b = boot(&f, &log);
+        let (r, _) = b.process(frame(0, 0));
+        assert!(r.classification.as_ref().unwrap().unknown, "no labels yet: unknown");
+        b.process(frame(1, 0));
+        for line in ["addclass horizontal", "addclass vertical"] {
+            assert!(b.handle_line(line)[0].starts_with("ok"), "{line}");
+        }
+        assert!(b.handle_line("label 1 horizontal")[0].starts_with("ok"));
+        assert!(b.handle_line("label k1-0.png vertical")[0].starts_with("ok"));
+        // Bad commands: an error reply each, and no state change.
+        let before = (log.borrow().updates.len(), b.class_names(), b.labelled_examples(), b.threshold());
+        for bad in ["label 99 horizontal", "label 1 nosuch", "addclass horizontal", "threshold 7", "forget class nosuch", "forget 55", "jump"] {
+            let reply = b.handle_line(bad);
+            assert!(reply.len() == 1 && reply[0].starts_with("error:"), "{bad}: {reply:?}");
+        }
+        assert_eq!(before, (log.borrow().updates.len(), b.class_names(), b.labelled_examples(), b.threshold()));
+        // Classification of new frames now follows the labels.
+        for n in 1..6 {
+            for kind in 0..2 {
+                let (r, _) = b.process(frame(kind, n));
+                assert_eq!(r.class_name.as_deref(), Some(["horizontal", "vertical"][kind]), "{}", r.log);
+            }
+        }
+        // A write cut by power loss is reported, not acknowledged, not applied.
+        log.borrow_mut().fail_next = true;
+        let reply = b.handle_line("label 3 horizontal");
+        assert!(reply[0].starts_with("error:") && reply[0].contains("power cut"), "{reply:?}");
+        assert_eq!(b.labelled_examples(), 2);
+        assert!(b.handle_line("threshold 0.8")[0].starts_with("ok"));
+        // Reboot: everything acknowledged is back.
+        drop(b);
+        let mut b = boot(&f, &log);
+        assert_eq!(b.labelled_examples(), 2);
+        assert_eq!(b.class_names(), vec![Some("horizontal".to_string()), Some("vertical".to_string())]);
+        assert_eq!(b.threshold(), 0.8);
+        let (r, _) = b.process(frame(1, 9));
+        assert_eq!(r.class_name.as_deref(), Some("vertical"));
+        // Forgetting a class removes its examples.
+        assert!(b.handle_line("forget class vertical")[0].starts_with("ok"));
+        assert_eq!(b.labelled_examples(), 1);
+    }
+
+    #[test]
+    fn counts_and_telemetry_follow_the_classifications() {
+        let f = flash("telemetry.img", Some(b"TESTMODEL"));
+        let log = Rc::new(RefCell::new(Log::default()));
+        let cfg = Config { fps: 1.0, window_s: 10, ..Config::default() };
+        let mut b = Buoy::boot(cfg, f, &factory(), NearestMemory::new(log)).unwrap();
+        b.process(frame(0, 0));
+        b.handle_line("addclass horizontal");
+        b.handle_line("addclass vertical");
+        b.handle_line("label 1 horizontal");
+        let mut closed = Vec::new();
+        // Frames 2..=12: 1 fps, windows of 10 s, so frame 10 opens window 1.
+        for n in 2..=12u64 {
+            let (_, report) = b.process(frame(0, n as usize));
+            closed.extend(report);
+        }
+        assert_eq!(closed.len(), 1);
+        let first = &closed[0];
+        let decoded = Telemetry::decode(&first.bytes).unwrap();
+        assert_eq!(decoded, first.message);
+        // Window 0 held frames 1..=9: frame 1 unknown (no labels), 2..=9 horizontal.
+        assert_eq!((decoded.frames, decoded.unknown), (9, 1));
+        assert_eq!(decoded.counts.as_slice(), &[8, 0]);
+        let counts = b.handle_line("counts");
+        assert!(counts[0].contains("horizontal=3") && counts[0].contains("unknown=0"), "{counts:?}");
+        let tele = b.handle_line("telemetry");
+        let hex = tele[0].rsplit(' ').next().unwrap();
+        let text = seaclr_shared::telemetry::host::decode_to_text(hex, &[]).unwrap();
+        assert!(text.contains("message #1") && text.contains("frames: 3"), "{text}");
+        let status = b.handle_line("status").join("\n");
+        assert!(status.contains("model v7") && status.contains("RAM:") && status.contains("MACs"), "{status}");
+    }
+
+    #[test]
+    fn binning_halves_until_the_roi_fits() {
+        let (w, h, g) = bin_to_fit(4, 2, vec![0, 2, 4, 6, 0, 2, 4, 6], 2);
+        assert_eq!((w, h, g), (2, 1, vec![1, 5]));
+        let (w, h, g) = bin_to_fit(3, 3, vec![9; 9], 3);
+        assert_eq!((w, h, g.len()), (3, 3, 9));
+    }
 }
