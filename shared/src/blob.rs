@@ -136,13 +136,6 @@ pub enum BlobError {
         /// Id this build implements.
         expected: u16,
     },
-    /// The caller's arena is smaller than the header says the model needs.
-    ArenaTooSmall {
-        /// Bytes needed.
-        needed: usize,
-        /// Bytes given.
-        given: usize,
-    },
 }
 
 impl core::fmt::Display for BlobError {
@@ -188,9 +181,6 @@ impl core::fmt::Display for BlobError {
                     f,
                     "model expects preprocessing {found}, this build implements {expected}"
                 )
-            }
-            BlobError::ArenaTooSmall { needed, given } => {
-                write!(f, "arena too small: needs {needed} bytes, given {given}")
             }
         }
     }
