@@ -489,8 +489,8 @@ impl<const N: usize, const D: usize, const C: usize> Knn<N, D, C> {
             }
         }
         result.vote_winner = Some(winner);
-        if total > 0 {
-            result.confidence_q15 = ((weights[winner.0 as usize] * Q15_ONE as u64) / total) as i32;
+        if let Some(share) = (weights[winner.0 as usize] * Q15_ONE as u64).checked_div(total) {
+            result.confidence_q15 = share as i32;
         }
         if result.best_similarity_q15 >= self.threshold_q15 {
             result.class = Some(winner);

@@ -64,6 +64,10 @@ pub enum LabelRecord<'a> {
     HalfHeader {
         /// Bumped by every compaction.
         generation: u32,
+        /// log2 of the record alignment the half was written with (the
+        /// flash write size, at least 4 bytes); a reader with another
+        /// alignment must refuse the half rather than misparse it.
+        align_log2: u8,
     },
     /// Ends the snapshot at the start of a half: only a half with this
     /// record is complete (compaction is atomic because of it).
@@ -203,7 +207,7 @@ impl<'a> LabelRecord<'a> {
 
     fn payload_len(&self) -> usize {
         match self {
-            Self::HalfHeader { .. } => 9,
+            Self::HalfHeader { .. } => 10,
             Self::SnapshotEnd { .. } => 4,
             Self::AddClass { name, .. } => 1 + name.len(),
             Self::AddExample { embedding, .. } => 9 + embedding.len(),
@@ -263,10 +267,14 @@ impl<'a> LabelRecord<'a> {
         out[3] = tag ^ TAG_CHECK;
         let p = &mut out[FRAME_HEADER_LEN..FRAME_HEADER_LEN + payload_len];
         match *self {
-            Self::HalfHeader { generation } => {
+            Self::HalfHeader {
+                generation,
+                align_log2,
+            } => {
                 p[0..4].copy_from_slice(&STORE_MAGIC.to_le_bytes());
                 p[4] = STORE_FORMAT_VERSION;
                 p[5..9].copy_from_slice(&generation.to_le_bytes());
+                p[9] = align_log2;
             }
             Self::SnapshotEnd { next_example_id } => {
                 p.copy_from_slice(&next_example_id.to_le_bytes())
@@ -354,12 +362,13 @@ impl<'a> LabelRecord<'a> {
         };
         let record = match bytes[2] {
             TAG_HALF_HEADER => {
-                exact(9)?;
+                exact(10)?;
                 if u32_at(0) != STORE_MAGIC || p[4] != STORE_FORMAT_VERSION {
                     return Err(DecodeError::BadPayload);
                 }
                 Self::HalfHeader {
                     generation: u32_at(5),
+                    align_log2: p[9],
                 }
             }
             TAG_SNAPSHOT_END => {
@@ -427,7 +436,10 @@ mod tests {
 
     fn samples() -> [LabelRecord<'static>; 9] {
         [
-            LabelRecord::HalfHeader { generation: 7 },
+            LabelRecord::HalfHeader {
+                generation: 7,
+                align_log2: 2,
+            },
             LabelRecord::SnapshotEnd {
                 next_example_id: 42,
             },

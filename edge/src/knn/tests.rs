@@ -200,7 +200,8 @@ fn per_class_cap_evicts_within_the_class() {
 #[test]
 fn planned_records_replay_to_the_same_memory() {
     let (mut live, a, b) = head_with_ab();
-    let mut log: Vec<(u8, ClassId, Option<ExampleId>, [u8; 4], u32)> = Vec::new();
+    type Logged = (u8, ClassId, Option<ExampleId>, [u8; 4], u32);
+    let mut log: Vec<Logged> = Vec::new();
     let mut replica = Small::new();
     replica
         .apply(&LabelRecord::AddClass {
