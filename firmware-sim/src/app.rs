@@ -523,7 +523,11 @@ impl Buoy {
                 })?;
                 let (number, id, embedding) = (recent.number, recent.id.clone(), recent.embedding.clone());
                 let applied = self.commit(Update::AddExample { class: class_idx, embedding })?;
-                let ex = applied.example.unwrap_or(0);
+                let Some(ex) = applied.example else {
+                    return Ok(vec![format!(
+                        "ok frame {number} not stored: the memory is full and it is the most redundant example of its class"
+                    )]);
+                };
                 self.labelled.push((ex, number, id.clone(), class_idx));
                 let evicted = applied.evicted.map(|e| format!(" (memory full: example #{e} evicted)")).unwrap_or_default();
                 Ok(vec![format!(

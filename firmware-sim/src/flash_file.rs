@@ -49,9 +49,11 @@ pub struct Layout {
 }
 
 impl Default for Layout {
-    /// A 1 MiB flash: 4 KiB table, 892 KiB model region, 128 KiB label store.
+    /// A 1 MiB flash: 4 KiB table, 636 KiB model region (the blob budget is
+    /// 256 KiB), 384 KiB label store (the edge store's default region: two
+    /// halves, each holding a full 1,000-example head plus a log).
     fn default() -> Self {
-        Self { model_capacity: 892 * 1024, store_capacity: 128 * 1024 }
+        Self { model_capacity: 636 * 1024, store_capacity: seaclr_edge::store::DEFAULT_REGION_SIZE as u32 }
     }
 }
 

@@ -5,7 +5,9 @@
 
 pub mod app;
 pub mod console;
+pub mod dev_model;
 pub mod display;
+pub mod edge_adapters;
 pub mod flash_file;
 pub mod frames;
 pub mod power;
