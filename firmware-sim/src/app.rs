@@ -37,7 +37,7 @@ pub trait Encoder {
     fn arena_bytes(&self) -> usize;
     /// Multiply-accumulates per image, when the model states it.
     fn macs_per_image(&self) -> Option<u64>;
-    /// Model version from the blob header.
+    /// Identifies the model (e.g. the blob payload CRC-32).
     fn model_version(&self) -> u32;
     /// Encodes one preprocessed image.
     fn encode(&mut self, image: &[u8], out: &mut [i8]) -> Result<(), String>;
@@ -581,7 +581,7 @@ impl Buoy {
         let mut out = Vec::new();
         match &self.encoder {
             Ok(e) => out.push(format!(
-                "ok model v{} input {}x{} embedding {} arena {}",
+                "ok model {:08x} input {}x{} embedding {} arena {}",
                 e.model_version(),
                 e.input_size(),
                 e.input_size(),
@@ -942,7 +942,7 @@ mod tests {
         let text = seaclr_shared::telemetry::host::decode_to_text(hex, &[]).unwrap();
         assert!(text.contains("message #1") && text.contains("frames: 3"), "{text}");
         let status = b.handle_line("status").join("\n");
-        assert!(status.contains("model v7") && status.contains("RAM:") && status.contains("MACs"), "{status}");
+        assert!(status.contains("model 00000007") && status.contains("RAM:") && status.contains("MACs"), "{status}");
     }
 
     #[test]

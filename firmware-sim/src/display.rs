@@ -192,7 +192,7 @@ pub struct Screen<'a> {
     pub highlight: Option<usize>,
     /// Frames per second.
     pub fps: f32,
-    /// Model version from the blob, or `None` when no model is usable.
+    /// Model id (the blob payload CRC-32), or `None` when no model is usable.
     pub model_version: Option<u32>,
     /// Labelled examples in the store.
     pub labelled: usize,
@@ -261,8 +261,9 @@ pub fn draw_screen<D: DrawTarget<Color = Rgb565>>(target: &mut D, s: &Screen<'_>
     Rectangle::new(Point::new(0, 226), Size::new(WIDTH, 14))
         .into_styled(PrimitiveStyle::with_fill(Rgb565::new(4, 8, 4)))
         .draw(target)?;
-    let model = s.model_version.map_or_else(|| "NO MODEL".to_string(), |v| format!("model v{v}"));
-    let status = format!("{:.1} fps | {model} | {} labels | thr {:.2}", s.fps, s.labelled, s.threshold);
+    let model = s.model_version.map_or_else(|| "NO MODEL".to_string(), |v| format!("model {v:08x}"));
+    let threshold = if s.threshold <= -1.0 { "off".to_string() } else { format!("{:.2}", s.threshold) };
+    let status = format!("{:.1} fps | {model} | {} labels | thr {threshold}", s.fps, s.labelled);
     Text::with_baseline(&status, Point::new(4, 228), small, Baseline::Top).draw(target)?;
     Ok(())
 }

@@ -1,1 +1,518 @@
-fn main() {}
+//! `seaclr-buoy`: the SeaCLR buoy simulator.
+//!
+//! `seaclr-buoy run --data DIR` boots a simulated buoy from a flash image
+//! (created on first use with the default model), streams the frames,
+//! classifies them on the device code, takes console commands, and ends
+//! with screen PNGs and a short summary.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use seaclr_firmware_sim::app::{Buoy, Config, FrameResult};
+use seaclr_firmware_sim::console::{self, Request};
+use seaclr_firmware_sim::edge_adapters::{EdgeEncoder, EdgeMemory};
+use seaclr_firmware_sim::flash_file::{FlashFile, Layout, RegionKind};
+use seaclr_firmware_sim::frames::{FolderSource, FrameSource, IfcbSource, Order, WatchedFolder};
+use seaclr_firmware_sim::power::PowerSupply;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+/// The SeaCLR buoy simulator: on-device plankton classification on simulated hardware.
+#[derive(Parser)]
+#[command(name = "seaclr-buoy", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the buoy on a stream of frames.
+    Run(RunArgs),
+    /// Create a flash image (or install a model into an existing one; the label store is kept).
+    Flash(FlashArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum OrderArg {
+    /// Round-robin over class folders, like a mixed sample.
+    Interleaved,
+    /// Sorted by path.
+    Path,
+}
+
+#[derive(clap::Args)]
+struct ModelArgs {
+    /// Model blob to install (default: the committed models/seaclr-s.seaclr).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Install a random-weights model instead (for trying the simulator without a trained model).
+    #[arg(long, conflicts_with = "model")]
+    random_model: bool,
+}
+
+#[derive(clap::Args)]
+struct FlashArgs {
+    /// Flash image file.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Frames: an image folder (class subfolders give ground truth for the
+    /// summary), an IFCB bin (.adc/.roi/.hdr or their stem), or a folder to
+    /// watch (--watch). Default: the FlowCam demo images of planktonclas 0.2.4,
+    /// downloaded once.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Output folder: flash image (unless --flash), screen PNGs, telemetry, log.
+    #[arg(long, default_value = "buoy-out")]
+    out: PathBuf,
+    /// Flash image (default: OUT/flash.img, created with the model on first use).
+    #[arg(long)]
+    flash: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Watch the --data folder for new image files (ends after --idle-s without one).
+    #[arg(long)]
+    watch: bool,
+    /// With --watch: stop after this many seconds without a new file.
+    #[arg(long, default_value_t = 10.0)]
+    idle_s: f64,
+    /// Camera frame rate; 0 = as fast as the simulator runs.
+    #[arg(long, default_value_t = 0.0)]
+    fps: f32,
+    /// Counting window (telemetry interval), seconds.
+    #[arg(long, default_value_t = 60)]
+    window_s: u32,
+    /// Order of folder frames.
+    #[arg(long, value_enum, default_value_t = OrderArg::Interleaved)]
+    order: OrderArg,
+    /// Process at most this many frames.
+    #[arg(long)]
+    limit: Option<u64>,
+    /// Console: `stdin`, `tcp:PORT` (loopback), or `none`.
+    #[arg(long, default_value = "stdin")]
+    console: String,
+    /// Console commands from a file; a line `@N cmd` runs after frame N, others before the first frame.
+    #[arg(long)]
+    script: Option<PathBuf>,
+    /// A simulated operator labels the first N frames of each class (ground truth
+    /// from class folders) through the console. 0 = off.
+    #[arg(long, default_value_t = 3)]
+    auto_label: usize,
+    /// Cut the power after N flash program/erase operations.
+    #[arg(long)]
+    cut_after_writes: Option<u64>,
+    /// Cut the power at a random flash operation (0..200) drawn from this seed.
+    #[arg(long, conflicts_with = "cut_after_writes")]
+    random_cut: Option<u64>,
+    /// RAM budget, KiB.
+    #[arg(long, default_value_t = 512)]
+    ram_kib: usize,
+    /// Largest ROI side the camera buffer holds (bigger ROIs are binned 2x2).
+    #[arg(long, default_value_t = 320)]
+    max_roi: usize,
+    /// Save a screen PNG every N frames (and the last one).
+    #[arg(long, default_value_t = 25)]
+    png_every: u64,
+    /// Buoy id in telemetry.
+    #[arg(long, default_value_t = 1)]
+    buoy_id: u16,
+}
+
+fn default_model_path() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/seaclr-s.seaclr"))
+}
+
+/// The blob to install: `--model`, `--random-model`, or the committed default.
+fn model_bytes(args: &ModelArgs, calibration: &[Vec<u8>]) -> Result<Vec<u8>> {
+    if args.random_model {
+        eprintln!("note: installing a RANDOM-WEIGHTS model (--random-model): classification relies on untrained features");
+        return seaclr_firmware_sim::dev_model::random_blob(0x5EAC1, 64, calibration).map_err(|e| anyhow::anyhow!("{e}"));
+    }
+    let path = args.model.clone().unwrap_or_else(default_model_path);
+    std::fs::read(&path).with_context(|| {
+        format!(
+            "{}: cannot read the model blob (pass --model FILE, or --random-model to try the simulator without a trained model)",
+            path.display()
+        )
+    })
+}
+
+fn flash_cmd(args: FlashArgs) -> Result<()> {
+    let blob = model_bytes(&args.model, &[])?;
+    let flash = if args.out.exists() {
+        FlashFile::open(&args.out, PowerSupply::steady())?
+    } else {
+        FlashFile::create(&args.out, Layout::default())?
+    };
+    flash.install_model(&blob)?;
+    println!("{}: model installed ({} bytes); label store region untouched", args.out.display(), blob.len());
+    Ok(())
+}
+
+/// The FlowCam demo images of planktonclas 0.2.4 (Apache-2.0), fetched once with pip.
+fn demo_data() -> Result<PathBuf> {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .context("no HOME or XDG_CACHE_HOME for the download cache")?
+        .join("seaclr/planktonclas-0.2.4");
+    let marker = cache.join(".complete");
+    if marker.exists() {
+        return find_demo_images(&cache);
+    }
+    eprintln!(
+        "no --data given: downloading the FlowCam demo images of the PyPI package planktonclas 0.2.4 (Apache-2.0) once into {}",
+        cache.display()
+    );
+    std::fs::create_dir_all(&cache).with_context(|| format!("{}: cannot create cache folder", cache.display()))?;
+    let status = std::process::Command::new("pip")
+        .args(["download", "planktonclas==0.2.4", "--no-deps", "-d"])
+        .arg(&cache)
+        .status()
+        .context("cannot run `pip download` (is pip installed?); pass --data DIR instead")?;
+    if !status.success() {
+        bail!("`pip download planktonclas==0.2.4 --no-deps` failed ({status}); pass --data DIR instead");
+    }
+    let wheel = std::fs::read_dir(&cache)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|e| e == "whl"))
+        .context("pip downloaded no wheel for planktonclas 0.2.4")?;
+    let status = std::process::Command::new("unzip")
+        .args(["-q", "-o"])
+        .arg(&wheel)
+        .arg("-d")
+        .arg(cache.join("wheel"))
+        .status()
+        .context("cannot run `unzip` on the wheel")?;
+    if !status.success() {
+        bail!("{}: unzip failed", wheel.display());
+    }
+    std::fs::write(&marker, b"ok")?;
+    find_demo_images(&cache)
+}
+
+/// The folder inside the unpacked wheel whose subfolders hold the demo images.
+fn find_demo_images(cache: &Path) -> Result<PathBuf> {
+    fn walk(dir: &Path, best: &mut Option<(usize, PathBuf)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let mut images = 0;
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, best);
+            } else if p.extension().is_some_and(|x| x.eq_ignore_ascii_case("jpg") || x.eq_ignore_ascii_case("png")) {
+                images += 1;
+            }
+        }
+        if images > 0 {
+            let parent = dir.parent().unwrap_or(dir).to_path_buf();
+            match best {
+                Some((n, p)) if *p == parent => *n += images,
+                Some((n, _)) if *n >= images => {}
+                _ => *best = Some((images, parent)),
+            }
+        }
+    }
+    let mut best = None;
+    walk(&cache.join("wheel"), &mut best);
+    best.map(|(_, p)| p).with_context(|| format!("{}: the planktonclas wheel holds no demo images", cache.display()))
+}
+
+fn open_source(args: &RunArgs, data: &Path) -> Result<Box<dyn FrameSource>> {
+    if args.watch {
+        let idle = Duration::from_secs_f64(args.idle_s.max(0.1));
+        return Ok(Box::new(WatchedFolder::new(data, Duration::from_millis(200), Some(idle))?));
+    }
+    let is_ifcb = ["adc", "roi", "hdr"].iter().any(|e| data.extension().is_some_and(|x| x == *e))
+        || (!data.exists() && data.with_extension("adc").exists());
+    if is_ifcb {
+        return Ok(Box::new(IfcbSource::open(data)?));
+    }
+    if !data.is_dir() {
+        bail!("{}: not a folder, IFCB bin or existing path", data.display());
+    }
+    let order = if args.order == OrderArg::Path { Order::ByPath } else { Order::Interleaved };
+    Ok(Box::new(FolderSource::new(data, order)?))
+}
+
+/// Console command names must be tokens: keep letters, digits, `_-.`.
+fn class_token(name: &str) -> String {
+    let t: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') { c } else { '_' })
+        .take(console::MAX_CLASS_NAME)
+        .collect();
+    if t.is_empty() { "class".into() } else { t }
+}
+
+struct Tally {
+    total: u64,
+    correct: u64,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Flash(a) => flash_cmd(a).map(|()| 0),
+        Cmd::Run(a) => run(a),
+    };
+    match result {
+        Ok(code) => std::process::ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the buoy; returns the exit code (3 = the power was cut).
+fn run(args: RunArgs) -> Result<u8> {
+    let data = match &args.data {
+        Some(d) => d.clone(),
+        None => demo_data()?,
+    };
+    std::fs::create_dir_all(&args.out).with_context(|| format!("{}: cannot create output folder", args.out.display()))?;
+    let flash_path = args.flash.clone().unwrap_or_else(|| args.out.join("flash.img"));
+    let power = match (args.cut_after_writes, args.random_cut) {
+        (Some(n), _) => PowerSupply::cut_after(n),
+        (None, Some(seed)) => PowerSupply::random_cut(seed, 200),
+        _ => PowerSupply::steady(),
+    };
+    if !flash_path.exists() || args.model.model.is_some() || args.model.random_model {
+        // Calibration images for a random model: the first frames of the stream.
+        let mut calibration = Vec::new();
+        if args.model.random_model {
+            let mut src = open_source(&args, &data)?;
+            while calibration.len() < 64 {
+                match src.next_frame() {
+                    Some(Ok(f)) => {
+                        let (w, h, g) = seaclr_firmware_sim::app::bin_to_fit(f.width as usize, f.height as usize, f.gray, args.max_roi);
+                        let mut out = vec![0u8; 64 * 64];
+                        if seaclr_shared::preprocess::preprocess_gray(&g, w, h, 64, &mut out).is_ok() {
+                            calibration.push(out);
+                        }
+                    }
+                    Some(Err(_)) => {}
+                    None => break,
+                }
+            }
+        }
+        let blob = model_bytes(&args.model, &calibration)?;
+        let flash = if flash_path.exists() {
+            FlashFile::open(&flash_path, PowerSupply::steady())?
+        } else {
+            eprintln!("creating flash image {}", flash_path.display());
+            FlashFile::create(&flash_path, Layout::default())?
+        };
+        flash.install_model(&blob)?;
+    }
+    let flash = FlashFile::open(&flash_path, power)?;
+    let config = Config {
+        buoy_id: args.buoy_id,
+        window_s: args.window_s,
+        fps: args.fps,
+        max_roi_side: args.max_roi,
+        ram_budget: args.ram_kib * 1024,
+        png_dir: Some(args.out.clone()),
+        png_every: args.png_every,
+        ..Config::default()
+    };
+    let memory = Box::new(EdgeMemory::new(flash.region(RegionKind::Store)));
+    let mut buoy = Buoy::boot(config, flash.clone(), &EdgeEncoder::factory(), memory)?;
+    println!("boot: flash image {}", flash_path.display());
+    match buoy.model_problem() {
+        Some(why) => println!("boot: {why}"),
+        None => println!("boot: model ok; {} classes, {} labelled examples in the store", buoy.class_names().iter().flatten().count(), buoy.labelled_examples()),
+    }
+    for line in buoy.resource_report() {
+        println!("boot: {line}");
+    }
+
+    let console_rx: Option<Receiver<Request>> = match args.console.as_str() {
+        "none" => None,
+        "stdin" => Some(console::spawn_stdin()),
+        tcp if tcp.starts_with("tcp:") => {
+            let port: u16 = tcp[4..].parse().with_context(|| format!("bad console port in '{tcp}'"))?;
+            let (rx, bound) = console::spawn_tcp(port).with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
+            println!("console: listening on 127.0.0.1:{bound}");
+            Some(rx)
+        }
+        other => bail!("--console must be stdin, tcp:PORT or none, not '{other}'"),
+    };
+    let mut script: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    if let Some(p) = &args.script {
+        let text = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read console script", p.display()))?;
+        for line in text.lines() {
+            let (at, cmd) = match line.trim().strip_prefix('@') {
+                Some(rest) => {
+                    let (n, cmd) = rest.split_once(' ').unwrap_or((rest, ""));
+                    (n.parse::<u64>().with_context(|| format!("{}: bad frame number in '{line}'", p.display()))?, cmd.to_string())
+                }
+                None => (0, line.to_string()),
+            };
+            script.entry(at).or_default().push(cmd);
+        }
+    }
+
+    let mut source = open_source(&args, &data)?;
+    let mut telemetry_log = Vec::new();
+    let mut per_class_labels: BTreeMap<String, usize> = BTreeMap::new();
+    let mut last_label_frame = 0u64;
+    let mut results: Vec<(FrameResult, Option<String>)> = Vec::new();
+    let started = Instant::now();
+    let mut power_cut = false;
+    let handle = |buoy: &mut Buoy, line: &str, echo: bool| -> Vec<String> {
+        let replies = buoy.handle_line(line);
+        if echo {
+            println!("> {line}");
+            for r in &replies {
+                println!("{r}");
+            }
+        }
+        replies
+    };
+    for cmd in script.remove(&0).unwrap_or_default() {
+        handle(&mut buoy, &cmd, true);
+    }
+    while let Some(next) = source.next_frame() {
+        if args.limit.is_some_and(|l| buoy.frames() >= l) {
+            break;
+        }
+        let frame = match next {
+            Ok(f) => f,
+            Err(e) => {
+                println!("frame skipped: {e}");
+                continue;
+            }
+        };
+        if args.fps > 0.0 {
+            let due = started + Duration::from_secs_f64(buoy.frames() as f64 / args.fps as f64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+        let truth = frame.truth.clone();
+        let (result, closed) = buoy.process(frame);
+        println!("{}", result.log);
+        if let Some(report) = closed {
+            let hex: String = report.bytes.iter().map(|b| format!("{b:02x}")).collect();
+            println!("telemetry #{} ({} bytes): {hex}", report.message.sequence, report.bytes.len());
+            telemetry_log.push(hex);
+        }
+        let number = result.number;
+        // The simulated operator: label the first N frames of each class.
+        if let (Some(t), true) = (&truth, args.auto_label > 0 && result.classification.is_some()) {
+            let name = class_token(t);
+            let done = per_class_labels.entry(name.clone()).or_insert(0);
+            if *done < args.auto_label {
+                if !buoy.class_names().iter().flatten().any(|c| *c == name) {
+                    handle(&mut buoy, &format!("addclass {name}"), true);
+                }
+                let reply = handle(&mut buoy, &format!("label {number} {name}"), true);
+                if reply.first().is_some_and(|r| r.starts_with("ok")) {
+                    *done += 1;
+                    last_label_frame = number;
+                }
+            }
+        }
+        results.push((result, truth.map(|t| class_token(&t))));
+        for cmd in script.remove(&number).unwrap_or_default() {
+            handle(&mut buoy, &cmd, true);
+        }
+        if let Some(rx) = &console_rx {
+            while let Ok(req) = rx.try_recv() {
+                for r in buoy.handle_line(&req.line) {
+                    let _ = req.reply.send(r);
+                }
+            }
+        }
+        if flash.power_cut() {
+            power_cut = true;
+            break;
+        }
+    }
+    if power_cut {
+        let (writes, erases) = flash.operation_counts();
+        println!(
+            "POWER CUT after {writes} flash writes and {erases} sector erases (frame {}): the buoy stops here; reboot with the same --flash to see what survived",
+            buoy.frames()
+        );
+        return Ok(3);
+    }
+    let last = buoy.close_window();
+    let hex: String = last.bytes.iter().map(|b| format!("{b:02x}")).collect();
+    telemetry_log.push(hex);
+    let tele_path = args.out.join("telemetry.hex");
+    std::fs::write(&tele_path, telemetry_log.join("\n") + "\n").with_context(|| format!("{}: cannot write", tele_path.display()))?;
+    buoy.save_png();
+
+    // Summary.
+    let classified: Vec<_> = results.iter().filter(|(r, _)| r.classification.is_some()).collect();
+    let unknown = classified.iter().filter(|(r, _)| r.classification.as_ref().is_some_and(|c| c.unknown)).count();
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for (r, _) in &classified {
+        if r.classification.as_ref().is_some_and(|c| !c.unknown) {
+            *counts.entry(r.class_name.clone().unwrap_or_default()).or_default() += 1;
+        }
+    }
+    println!();
+    println!("== summary ==");
+    println!("frames: {} ({} classified, {} unknown) in {:.1} s", results.len(), classified.len(), unknown, started.elapsed().as_secs_f64());
+    if let Some(why) = buoy.model_problem() {
+        println!("classification was OFF: {why}");
+    }
+    for (name, n) in &counts {
+        println!("  {name:<24} {n}");
+    }
+    let score = |from: u64, to: u64| -> Tally {
+        let mut t = Tally { total: 0, correct: 0 };
+        for (r, truth) in &results {
+            if r.number > from && r.number <= to {
+                if let (Some(truth), Some(c)) = (truth, &r.classification) {
+                    t.total += 1;
+                    if !c.unknown && r.class_name.as_deref() == Some(truth.as_str()) {
+                        t.correct += 1;
+                    }
+                }
+            }
+        }
+        t
+    };
+    let n_classes = per_class_labels.len();
+    if last_label_frame > 0 {
+        let before = score(0, last_label_frame);
+        let after = score(last_label_frame, u64::MAX);
+        println!(
+            "operator labelled {} frames ({} per class, {} classes) up to frame {last_label_frame}",
+            per_class_labels.values().sum::<usize>(),
+            args.auto_label,
+            n_classes
+        );
+        if after.total > 0 {
+            println!(
+                "accuracy after labelling: {}/{} = {:.1}% on frames {}..{} (chance {:.1}%; during labelling {:.1}%)",
+                after.correct,
+                after.total,
+                100.0 * after.correct as f64 / after.total as f64,
+                last_label_frame + 1,
+                results.len(),
+                100.0 / n_classes.max(1) as f64,
+                100.0 * before.correct as f64 / before.total.max(1) as f64
+            );
+        }
+    }
+    println!("labelled examples in the flash store: {}", buoy.labelled_examples());
+    for line in buoy.resource_report() {
+        println!("{line}");
+    }
+    println!("telemetry: {} message(s), last {} bytes -> {} (decode: seaclr telemetry decode FILE|HEX)", telemetry_log.len(), last.bytes.len(), tele_path.display());
+    println!("screens: {} PNGs in {}, last {}", buoy.pngs().len(), args.out.display(), buoy.pngs().last().map(|p| p.display().to_string()).unwrap_or_default());
+    Ok(0)
+}
