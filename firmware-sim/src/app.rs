@@ -99,6 +99,8 @@ pub trait LabelMemory {
     fn classes(&self) -> Vec<Option<String>>;
     /// Stored examples.
     fn examples(&self) -> usize;
+    /// Stored examples per class index (same indexing as `classes`).
+    fn examples_per_class(&self) -> Vec<usize>;
     /// Capacity in examples.
     fn capacity(&self) -> usize;
     /// RAM the head occupies.
@@ -289,6 +291,11 @@ impl Buoy {
     /// Labelled examples held by the head.
     pub fn labelled_examples(&self) -> usize {
         self.memory.examples()
+    }
+
+    /// Labelled examples per class index.
+    pub fn examples_per_class(&self) -> Vec<usize> {
+        self.memory.examples_per_class()
     }
 
     /// Current unknown threshold.
@@ -765,6 +772,9 @@ mod tests {
         }
         fn examples(&self) -> usize {
             self.examples.len()
+        }
+        fn examples_per_class(&self) -> Vec<usize> {
+            (0..self.classes.len()).map(|c| self.examples.iter().filter(|e| e.1 as usize == c).count()).collect()
         }
         fn capacity(&self) -> usize {
             100

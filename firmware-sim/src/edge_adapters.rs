@@ -112,6 +112,10 @@ impl LabelMemory for EdgeMemory {
         self.head.len()
     }
 
+    fn examples_per_class(&self) -> Vec<usize> {
+        (0..self.classes().len()).map(|c| self.head.class_count(ClassId(c as u8))).collect()
+    }
+
     fn capacity(&self) -> usize {
         1000
     }

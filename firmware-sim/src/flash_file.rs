@@ -20,7 +20,7 @@
 //! left half done, as on real flash: an interrupted write programs only a
 //! prefix of its words, an interrupted erase leaves the sector partly erased.
 
-use crate::power::PowerSupply;
+use crate::power::{Operation, PowerSupply};
 use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash};
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
@@ -271,7 +271,7 @@ impl Inner {
 
     fn erase(&mut self, abs_from: usize, abs_to: usize) -> Result<(), FlashError> {
         for sector in (abs_from..abs_to).step_by(ERASE_SIZE) {
-            if !self.power.begin_operation() {
+            if !self.power.begin_operation(Operation::Erase) {
                 // Interrupted erase: the sector is left partly erased.
                 self.data[sector..sector + ERASE_SIZE / 2].fill(0xFF);
                 self.persist(sector, sector + ERASE_SIZE)?;
@@ -288,7 +288,7 @@ impl Inner {
         if let Some(i) = bytes.iter().zip(&self.data[abs..abs + bytes.len()]).position(|(new, old)| new & !old != 0) {
             return Err(FlashError::NeedsErase { offset: (abs + i - region_start) as u32 });
         }
-        if !self.power.begin_operation() {
+        if !self.power.begin_operation(Operation::Write) {
             // Interrupted write: only the first half of the words got programmed,
             // and the word in flight only partly (its low bits are still 1).
             let words = bytes.len() / WRITE_SIZE;

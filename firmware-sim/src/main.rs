@@ -105,10 +105,10 @@ struct RunArgs {
     /// from class folders) through the console. 0 = off.
     #[arg(long, default_value_t = 3)]
     auto_label: usize,
-    /// Cut the power after N flash program/erase operations.
+    /// Cut the power during flash write number N+1 (N writes complete; erases are not counted).
     #[arg(long)]
     cut_after_writes: Option<u64>,
-    /// Cut the power at a random flash operation (0..200) drawn from this seed.
+    /// Cut the power at a random flash operation (write or erase, among the first 200) drawn from this seed.
     #[arg(long, conflicts_with = "cut_after_writes")]
     random_cut: Option<u64>,
     /// RAM budget, KiB.
@@ -325,7 +325,14 @@ fn run(args: RunArgs) -> Result<u8> {
         ..Config::default()
     };
     let memory = Box::new(EdgeMemory::new(flash.region(RegionKind::Store)));
-    let mut buoy = Buoy::boot(config, flash.clone(), &EdgeEncoder::factory(), memory)?;
+    let mut buoy = match Buoy::boot(config, flash.clone(), &EdgeEncoder::factory(), memory) {
+        Ok(b) => b,
+        Err(e) if flash.power_cut() => {
+            println!("POWER CUT during boot ({e}); reboot with the same --flash to see what survived");
+            return Ok(3);
+        }
+        Err(e) => return Err(e.into()),
+    };
     println!("boot: flash image {}", flash_path.display());
     match buoy.model_problem() {
         Some(why) => println!("boot: {why}"),

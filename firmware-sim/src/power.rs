@@ -12,8 +12,19 @@
 #[derive(Debug, Clone, Default)]
 pub struct PowerSupply {
     cut_after: Option<u64>,
+    /// Whether erases count towards `cut_after` (random cuts) or only writes.
+    count_erases: bool,
     operations: u64,
     cut: bool,
+}
+
+/// A flash operation about to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// Programming words.
+    Write,
+    /// Erasing one sector.
+    Erase,
 }
 
 impl PowerSupply {
@@ -22,13 +33,15 @@ impl PowerSupply {
         Self::default()
     }
 
-    /// Power that fails during operation number `n + 1`: `n` operations complete.
+    /// Power that fails during write number `n + 1`: `n` writes complete
+    /// (erases before it complete too).
     pub fn cut_after(n: u64) -> Self {
         Self { cut_after: Some(n), ..Self::default() }
     }
 
-    /// Power that fails at an operation drawn from `seed`, uniformly in
-    /// `0..max_operations` (a small xorshift generator: reproducible, no dependency).
+    /// Power that fails at an operation (write or erase) drawn from `seed`,
+    /// uniformly in `0..max_operations` (a small xorshift generator:
+    /// reproducible, no dependency).
     pub fn random_cut(seed: u64, max_operations: u64) -> Self {
         let mut x = seed ^ 0x9E37_79B9_7F4A_7C15;
         for _ in 0..3 {
@@ -36,14 +49,17 @@ impl PowerSupply {
             x ^= x >> 7;
             x ^= x << 17;
         }
-        Self::cut_after(x % max_operations.max(1))
+        Self { cut_after: Some(x % max_operations.max(1)), count_erases: true, ..Self::default() }
     }
 
     /// Called before each flash operation: `true` if it may run to completion,
     /// `false` if power fails during it (and stays off).
-    pub fn begin_operation(&mut self) -> bool {
+    pub fn begin_operation(&mut self, op: Operation) -> bool {
         if self.cut {
             return false;
+        }
+        if op == Operation::Erase && !self.count_erases {
+            return true;
         }
         if self.cut_after.is_some_and(|n| self.operations >= n) {
             self.cut = true;
@@ -58,7 +74,7 @@ impl PowerSupply {
         self.cut
     }
 
-    /// Flash operations completed so far.
+    /// Counted flash operations completed so far.
     pub fn operations(&self) -> u64 {
         self.operations
     }
@@ -71,7 +87,7 @@ mod tests {
     #[test]
     fn steady_power_never_fails() {
         let mut p = PowerSupply::steady();
-        assert!((0..10_000).all(|_| p.begin_operation()));
+        assert!((0..10_000).all(|_| p.begin_operation(Operation::Write)));
         assert!(!p.is_cut());
         assert_eq!(p.operations(), 10_000);
     }
@@ -79,11 +95,21 @@ mod tests {
     #[test]
     fn cut_after_n_lets_exactly_n_complete_then_stays_off() {
         let mut p = PowerSupply::cut_after(3);
-        assert!(p.begin_operation() && p.begin_operation() && p.begin_operation());
-        assert!(!p.begin_operation());
+        assert!(p.begin_operation(Operation::Write) && p.begin_operation(Operation::Write) && p.begin_operation(Operation::Write));
+        assert!(!p.begin_operation(Operation::Write));
         assert!(p.is_cut());
-        assert!(!p.begin_operation());
+        assert!(!p.begin_operation(Operation::Write));
         assert_eq!(p.operations(), 3);
+    }
+
+    #[test]
+    fn cut_after_writes_lets_erases_through_but_random_cuts_count_them() {
+        let mut p = PowerSupply::cut_after(1);
+        assert!(p.begin_operation(Operation::Erase) && p.begin_operation(Operation::Erase));
+        assert!(p.begin_operation(Operation::Write));
+        assert!(!p.begin_operation(Operation::Erase), "dead after the cut");
+        let mut r = PowerSupply::random_cut(0, 1);
+        assert!(!r.begin_operation(Operation::Erase));
     }
 
     #[test]
@@ -92,7 +118,7 @@ mod tests {
             .map(|s| {
                 let mut p = PowerSupply::random_cut(s, 20);
                 let mut n = 0;
-                while p.begin_operation() {
+                while p.begin_operation(Operation::Write) {
                     n += 1;
                 }
                 n

@@ -1,0 +1,89 @@
+//! Power cuts at random flash operations during a labelling session, with
+//! the real engine, kNN head and label store on the flash image file: after
+//! reboot every acknowledged label is there, and nothing unacknowledged.
+
+use seaclr_firmware_sim::app::{Buoy, Config};
+use seaclr_firmware_sim::edge_adapters::{EdgeEncoder, EdgeMemory};
+use seaclr_firmware_sim::flash_file::{FlashFile, Layout, RegionKind};
+use seaclr_firmware_sim::frames::{Frame, FolderSource, FrameSource, Order};
+use seaclr_firmware_sim::power::PowerSupply;
+use std::path::{Path, PathBuf};
+
+fn data() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/flowcam-demo"))
+}
+
+fn frames(n: usize) -> Vec<Frame> {
+    let mut src = FolderSource::new(&data(), Order::Interleaved).unwrap();
+    (0..n).map(|_| src.next_frame().unwrap().unwrap()).collect()
+}
+
+fn boot(path: &Path, power: PowerSupply) -> (FlashFile, Result<Buoy, String>) {
+    let flash = FlashFile::open(path, power).unwrap();
+    let memory = Box::new(EdgeMemory::new(flash.region(RegionKind::Store)));
+    let buoy = Buoy::boot(Config::default(), flash.clone(), &EdgeEncoder::factory(), memory).map_err(|e| e.0);
+    (flash, buoy)
+}
+
+#[test]
+fn every_acknowledged_label_survives_random_power_cuts() {
+    let frames = frames(12);
+    let blob = seaclr_firmware_sim::dev_model::random_blob(3, 64, &[]).unwrap();
+    let dir = std::env::temp_dir().join(format!("seaclr-power-cuts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cuts_in_boot = 0;
+    let mut cuts_in_session = 0;
+    for seed in 0..24u64 {
+        let path = dir.join(format!("seed{seed}.img"));
+        // A small store region (2 x 8 KiB halves) so compactions happen too.
+        let layout = Layout { model_capacity: 64 * 1024, store_capacity: 16 * 1024 };
+        FlashFile::create(&path, layout).unwrap().install_model(&blob).unwrap();
+        // Power fails somewhere among the first 60 flash operations (format included).
+        let (flash, buoy) = boot(&path, PowerSupply::random_cut(seed, 60));
+        let mut acked: Vec<usize> = Vec::new(); // per class index
+        let mut names: Vec<String> = Vec::new();
+        match buoy {
+            Err(e) => {
+                assert!(flash.power_cut(), "boot failed without a cut: {e}");
+                cuts_in_boot += 1;
+            }
+            Ok(mut buoy) => {
+                'session: for round in 0..6 {
+                    for f in &frames {
+                        let (r, _) = buoy.process(f.clone());
+                        let class = f.truth.clone().unwrap();
+                        if !names.contains(&class) {
+                            let reply = buoy.handle_line(&format!("addclass {class}"));
+                            if flash.power_cut() {
+                                break 'session;
+                            }
+                            assert!(reply[0].starts_with("ok"), "{reply:?}");
+                            names.push(class.clone());
+                            acked.push(0);
+                        }
+                        let reply = buoy.handle_line(&format!("label {} {class}", r.number));
+                        if reply[0].starts_with("ok") && !reply[0].contains("not stored") {
+                            acked[names.iter().position(|n| *n == class).unwrap()] += 1;
+                        }
+                        if flash.power_cut() {
+                            assert!(reply[0].starts_with("error:"), "cut write acknowledged: {reply:?}");
+                            break 'session;
+                        }
+                    }
+                    assert!(round < 5, "seed {seed}: the power never failed");
+                }
+                cuts_in_session += 1;
+            }
+        }
+        drop(flash);
+        let (_, rebooted) = boot(&path, PowerSupply::steady());
+        let rebooted = rebooted.unwrap_or_else(|e| panic!("seed {seed}: reboot failed: {e}"));
+        let classes: Vec<String> = rebooted.class_names().into_iter().flatten().collect();
+        assert_eq!(classes, names, "seed {seed}: classes after reboot");
+        let mut per_class = rebooted.examples_per_class();
+        per_class.resize(acked.len(), 0);
+        assert_eq!(per_class, acked, "seed {seed}: examples per class after reboot");
+    }
+    assert!(cuts_in_session >= 10, "only {cuts_in_session} cuts hit the labelling session");
+    eprintln!("power cuts: {cuts_in_boot} during boot/format, {cuts_in_session} during labelling; all acknowledged labels intact");
+}
