@@ -230,8 +230,12 @@ impl Buoy {
         memory: Box<dyn LabelMemory>,
     ) -> Result<Self, BootError> {
         let encoder = match flash.model() {
-            Err(e) => Err(format!("refusing to classify: {e} (flash image {})", flash.path().display())),
-            Ok(bytes) => make_encoder(bytes).map_err(|e| format!("refusing to classify: model rejected: {e}")),
+            Err(e) => Err(format!(
+                "refusing to classify: {e} (flash image {})",
+                flash.path().display()
+            )),
+            Ok(bytes) => make_encoder(bytes)
+                .map_err(|e| format!("refusing to classify: model rejected: {e}")),
         };
         let mut buoy = Self {
             config,
@@ -264,11 +268,17 @@ impl Buoy {
                 recent_frames: buoy.config.recent_frames,
                 budget: buoy.config.ram_budget,
             });
-            let plan = RamPlan { knn: buoy.memory.ram_bytes().max(plan.knn), ..plan };
-            plan.check().map_err(|e| BootError(format!("boot refused: {e}")))?;
+            let plan = RamPlan {
+                knn: buoy.memory.ram_bytes().max(plan.knn),
+                ..plan
+            };
+            plan.check()
+                .map_err(|e| BootError(format!("boot refused: {e}")))?;
             buoy.ram = Some(plan);
             // Only a usable model lets the store be mounted (and ever written).
-            buoy.memory.mount().map_err(|e| BootError(format!("boot refused: label store cannot be mounted: {e}")))?;
+            buoy.memory.mount().map_err(|e| {
+                BootError(format!("boot refused: label store cannot be mounted: {e}"))
+            })?;
         }
         Ok(buoy)
     }
@@ -314,13 +324,20 @@ impl Buoy {
     }
 
     fn class_index(&self, name: &str) -> Option<u16> {
-        self.memory.classes().iter().position(|c| c.as_deref() == Some(name)).map(|i| i as u16)
+        self.memory
+            .classes()
+            .iter()
+            .position(|c| c.as_deref() == Some(name))
+            .map(|i| i as u16)
     }
 
     /// Persists, then applies (through the label memory). Errors leave the state unchanged.
     fn commit(&mut self, update: Update) -> Result<Applied, String> {
         if self.encoder.is_err() {
-            return Err("no usable model, label updates are refused (the label store is left untouched)".into());
+            return Err(
+                "no usable model, label updates are refused (the label store is left untouched)"
+                    .into(),
+            );
         }
         let applied = self.memory.update(update)?;
         if let Some(ev) = applied.evicted {
@@ -345,24 +362,59 @@ impl Buoy {
             let dt = now.duration_since(t).as_secs_f32();
             if dt > 0.0 {
                 let inst = 1.0 / dt;
-                self.fps_measured = if self.fps_measured == 0.0 { inst } else { 0.8 * self.fps_measured + 0.2 * inst };
+                self.fps_measured = if self.fps_measured == 0.0 {
+                    inst
+                } else {
+                    0.8 * self.fps_measured + 0.2 * inst
+                };
             }
         }
         self.last_frame_time = Some(now);
         self.frames += 1;
         let number = self.frames;
         let window = (self.sim_time_s() / self.config.window_s.max(1) as f64) as u64;
-        let closed = if window != self.window_index && self.window_frames > 0 { Some(self.close_window()) } else { None };
+        let closed = if window != self.window_index && self.window_frames > 0 {
+            Some(self.close_window())
+        } else {
+            None
+        };
         self.window_index = window;
 
-        let size = self.encoder.as_ref().map(|e| e.input_size()).unwrap_or(seaclr_shared::preprocess::DEFAULT_SIZE);
-        let (w, h, gray) = bin_to_fit(frame.width as usize, frame.height as usize, frame.gray, self.config.max_roi_side);
+        let size = self
+            .encoder
+            .as_ref()
+            .map(|e| e.input_size())
+            .unwrap_or(seaclr_shared::preprocess::DEFAULT_SIZE);
+        let (w, h, gray) = bin_to_fit(
+            frame.width as usize,
+            frame.height as usize,
+            frame.gray,
+            self.config.max_roi_side,
+        );
         let mut pre = vec![0u8; size * size];
         if let Err(e) = seaclr_shared::preprocess::preprocess_gray(&gray, w, h, size, &mut pre) {
-            let log = format!("frame {number} {} skipped: preprocessing failed: {e}", frame.id);
-            return (FrameResult { number, id: frame.id, classification: None, class_name: None, log }, closed);
+            let log = format!(
+                "frame {number} {} skipped: preprocessing failed: {e}",
+                frame.id
+            );
+            return (
+                FrameResult {
+                    number,
+                    id: frame.id,
+                    classification: None,
+                    class_name: None,
+                    log,
+                },
+                closed,
+            );
         }
-        let mut result = FrameResult { number, id: frame.id.clone(), classification: None, class_name: None, log: String::new() };
+        let mut result = FrameResult {
+            number,
+            id: frame.id.clone(),
+            classification: None,
+            class_name: None,
+            log: String::new(),
+        };
         match &mut self.encoder {
             Err(why) => {
                 result.log = format!("frame {number} {}: not classified ({why})", frame.id);
@@ -370,10 +422,14 @@ impl Buoy {
             Ok(enc) => {
                 let mut emb = vec![0i8; enc.embedding_dim()];
                 match enc.encode(&pre, &mut emb) {
-                    Err(e) => result.log = format!("frame {number} {}: encode failed: {e}", frame.id),
+                    Err(e) => {
+                        result.log = format!("frame {number} {}: encode failed: {e}", frame.id)
+                    }
                     Ok(()) => {
                         let c = self.memory.classify(&emb);
-                        let name = c.class.and_then(|i| self.memory.classes().get(i as usize).cloned().flatten());
+                        let name = c
+                            .class
+                            .and_then(|i| self.memory.classes().get(i as usize).cloned().flatten());
                         self.window_frames += 1;
                         if c.unknown {
                             self.window_unknown += 1;
@@ -384,7 +440,8 @@ impl Buoy {
                             }
                             self.window_counts[i] += 1;
                         }
-                        self.recent_classes.push_back(if c.unknown { None } else { c.class });
+                        self.recent_classes
+                            .push_back(if c.unknown { None } else { c.class });
                         if self.recent_classes.len() > 100 {
                             self.recent_classes.pop_front();
                         }
@@ -396,7 +453,11 @@ impl Buoy {
                             c.similarity,
                             if c.unknown { " UNKNOWN" } else { "" }
                         );
-                        self.recent.push_back(Recent { number, id: frame.id.clone(), embedding: emb });
+                        self.recent.push_back(Recent {
+                            number,
+                            id: frame.id.clone(),
+                            embedding: emb,
+                        });
                         if self.recent.len() > self.config.recent_frames {
                             self.recent.pop_front();
                         }
@@ -415,12 +476,28 @@ impl Buoy {
         let mut hist: Vec<(String, u32)> = names
             .iter()
             .enumerate()
-            .filter_map(|(i, n)| n.as_ref().map(|n| (n.clone(), self.recent_classes.iter().filter(|c| **c == Some(i as u16)).count() as u32)))
+            .filter_map(|(i, n)| {
+                n.as_ref().map(|n| {
+                    (
+                        n.clone(),
+                        self.recent_classes
+                            .iter()
+                            .filter(|c| **c == Some(i as u16))
+                            .count() as u32,
+                    )
+                })
+            })
             .collect();
-        hist.push(("unk".into(), self.recent_classes.iter().filter(|c| c.is_none()).count() as u32));
+        hist.push((
+            "unk".into(),
+            self.recent_classes.iter().filter(|c| c.is_none()).count() as u32,
+        ));
         let highlight = match &r.classification {
             Some(c) if c.unknown => Some(hist.len() - 1),
-            Some(c) => c.class.and_then(|ci| names.get(ci as usize).cloned().flatten()).and_then(|n| hist.iter().position(|(h, _)| *h == n)),
+            Some(c) => c
+                .class
+                .and_then(|ci| names.get(ci as usize).cloned().flatten())
+                .and_then(|n| hist.iter().position(|(h, _)| *h == n)),
             None => None,
         };
         let c = r.classification.clone();
@@ -435,7 +512,11 @@ impl Buoy {
             unknown: c.as_ref().is_none_or(|c| c.unknown),
             histogram: &hist,
             highlight,
-            fps: if self.config.fps > 0.0 { self.config.fps } else { self.fps_measured },
+            fps: if self.config.fps > 0.0 {
+                self.config.fps
+            } else {
+                self.fps_measured
+            },
             model_version,
             labelled: self.memory.examples(),
             threshold: self.memory.threshold(),
@@ -477,10 +558,14 @@ impl Buoy {
             model_version: self.encoder.as_ref().map_or(0, |e| e.model_version()),
             frames: self.window_frames,
             unknown: self.window_unknown,
-            counts: ClassCounts::from_slice(&counts).unwrap_or_else(|_| ClassCounts::from_slice(&[]).expect("empty counts fit")),
+            counts: ClassCounts::from_slice(&counts)
+                .unwrap_or_else(|_| ClassCounts::from_slice(&[]).expect("empty counts fit")),
         };
         let mut buf = [0u8; SBD_MAX_BYTES];
-        let bytes = message.encode(&mut buf).map(<[u8]>::to_vec).unwrap_or_default();
+        let bytes = message
+            .encode(&mut buf)
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default();
         WindowReport { message, bytes }
     }
 
@@ -498,7 +583,10 @@ impl Buoy {
         if let Ok(n) = key.parse::<u64>() {
             return self.recent.iter().find(|r| r.number == n);
         }
-        self.recent.iter().rev().find(|r| r.id == key || r.id.ends_with(&format!("/{key}")))
+        self.recent
+            .iter()
+            .rev()
+            .find(|r| r.id == key || r.id.ends_with(&format!("/{key}")))
     }
 
     /// Handles one console line; returns the reply lines (`ok ...` or `error: ...`).
@@ -521,22 +609,37 @@ impl Buoy {
                     return Err(format!("class '{name}' already exists"));
                 }
                 let applied = self.commit(Update::AddClass(name.clone()))?;
-                Ok(vec![format!("ok class '{name}' added as #{}", applied.class.unwrap_or(0))])
+                Ok(vec![format!(
+                    "ok class '{name}' added as #{}",
+                    applied.class.unwrap_or(0)
+                )])
             }
             Command::Label { frame, class } => {
-                let class_idx = self.class_index(&class).ok_or_else(|| format!("no class '{class}' (addclass it first)"))?;
+                let class_idx = self
+                    .class_index(&class)
+                    .ok_or_else(|| format!("no class '{class}' (addclass it first)"))?;
                 let recent = self.resolve_frame(&frame).ok_or_else(|| {
-                    format!("frame '{frame}' is not among the last {} classified frames", self.config.recent_frames)
+                    format!(
+                        "frame '{frame}' is not among the last {} classified frames",
+                        self.config.recent_frames
+                    )
                 })?;
-                let (number, id, embedding) = (recent.number, recent.id.clone(), recent.embedding.clone());
-                let applied = self.commit(Update::AddExample { class: class_idx, embedding })?;
+                let (number, id, embedding) =
+                    (recent.number, recent.id.clone(), recent.embedding.clone());
+                let applied = self.commit(Update::AddExample {
+                    class: class_idx,
+                    embedding,
+                })?;
                 let Some(ex) = applied.example else {
                     return Ok(vec![format!(
                         "ok frame {number} not stored: the memory is full and it is the most redundant example of its class"
                     )]);
                 };
                 self.labelled.push((ex, number, id.clone(), class_idx));
-                let evicted = applied.evicted.map(|e| format!(" (memory full: example #{e} evicted)")).unwrap_or_default();
+                let evicted = applied
+                    .evicted
+                    .map(|e| format!(" (memory full: example #{e} evicted)"))
+                    .unwrap_or_default();
                 Ok(vec![format!(
                     "ok frame {number} ({id}) labelled '{class}' as example #{ex}; {} examples{evicted}",
                     self.memory.examples()
@@ -552,13 +655,21 @@ impl Buoy {
                     .ok_or_else(|| format!("frame '{frame}' has no label from this session"))?;
                 self.commit(Update::ForgetExample(found))?;
                 self.labelled.retain(|l| l.0 != found);
-                Ok(vec![format!("ok example #{found} forgotten; {} examples", self.memory.examples())])
+                Ok(vec![format!(
+                    "ok example #{found} forgotten; {} examples",
+                    self.memory.examples()
+                )])
             }
             Command::ForgetClass(name) => {
-                let idx = self.class_index(&name).ok_or_else(|| format!("no class '{name}'"))?;
+                let idx = self
+                    .class_index(&name)
+                    .ok_or_else(|| format!("no class '{name}'"))?;
                 self.commit(Update::ForgetClass(idx))?;
                 self.labelled.retain(|l| l.3 != idx);
-                Ok(vec![format!("ok class '{name}' forgotten; {} examples", self.memory.examples())])
+                Ok(vec![format!(
+                    "ok class '{name}' forgotten; {} examples",
+                    self.memory.examples()
+                )])
             }
             Command::Threshold(x) => {
                 self.commit(Update::SetThreshold(x))?;
@@ -570,10 +681,19 @@ impl Buoy {
                 let mut parts: Vec<String> = names
                     .iter()
                     .enumerate()
-                    .filter_map(|(i, n)| n.as_ref().map(|n| format!("{n}={}", self.window_counts.get(i).copied().unwrap_or(0))))
+                    .filter_map(|(i, n)| {
+                        n.as_ref().map(|n| {
+                            format!("{n}={}", self.window_counts.get(i).copied().unwrap_or(0))
+                        })
+                    })
                     .collect();
                 parts.push(format!("unknown={}", self.window_unknown));
-                Ok(vec![format!("ok window {} frames {}: {}", self.window_index, self.window_frames, parts.join(" "))])
+                Ok(vec![format!(
+                    "ok window {} frames {}: {}",
+                    self.window_index,
+                    self.window_frames,
+                    parts.join(" ")
+                )])
             }
             Command::Telemetry => {
                 let r = self.telemetry();
@@ -600,9 +720,16 @@ impl Buoy {
         let classes = self.memory.classes().iter().flatten().count();
         out.push(format!(
             "ok frames {} fps {:.1} classes {classes} examples {} threshold {:.2}",
-            self.frames, self.fps_measured, self.memory.examples(), self.memory.threshold()
+            self.frames,
+            self.fps_measured,
+            self.memory.examples(),
+            self.memory.threshold()
         ));
-        out.extend(self.resource_report().into_iter().map(|l| format!("ok {l}")));
+        out.extend(
+            self.resource_report()
+                .into_iter()
+                .map(|l| format!("ok {l}")),
+        );
         out
     }
 
@@ -638,7 +765,12 @@ impl Buoy {
 
 /// Camera-side binning: halves the ROI (2x2 average) until its longer side
 /// fits `max_side`, as a sensor's binning mode would before the ROI reaches RAM.
-pub fn bin_to_fit(mut w: usize, mut h: usize, mut gray: Vec<u8>, max_side: usize) -> (usize, usize, Vec<u8>) {
+pub fn bin_to_fit(
+    mut w: usize,
+    mut h: usize,
+    mut gray: Vec<u8>,
+    max_side: usize,
+) -> (usize, usize, Vec<u8>) {
     while w.max(h) > max_side.max(1) && w >= 2 && h >= 2 {
         let (nw, nh) = (w / 2, h / 2);
         let mut out = vec![0u8; nw * nh];
@@ -717,19 +849,31 @@ mod tests {
 
     impl NearestMemory {
         fn new(log: Rc<RefCell<Log>>) -> Box<dyn LabelMemory> {
-            Box::new(Self { log, classes: Vec::new(), examples: Vec::new(), next_id: 1, threshold: 0.5 })
+            Box::new(Self {
+                log,
+                classes: Vec::new(),
+                examples: Vec::new(),
+                next_id: 1,
+                threshold: 0.5,
+            })
         }
         fn apply(&mut self, u: &Update) -> Applied {
             match u {
                 Update::AddClass(n) => {
                     self.classes.push(Some(n.clone()));
-                    Applied { class: Some(self.classes.len() as u16 - 1), ..Applied::default() }
+                    Applied {
+                        class: Some(self.classes.len() as u16 - 1),
+                        ..Applied::default()
+                    }
                 }
                 Update::AddExample { class, embedding } => {
                     let id = self.next_id;
                     self.next_id += 1;
                     self.examples.push((id, *class, embedding.clone()));
-                    Applied { example: Some(id), ..Applied::default() }
+                    Applied {
+                        example: Some(id),
+                        ..Applied::default()
+                    }
                 }
                 Update::ForgetExample(id) => {
                     self.examples.retain(|e| e.0 != *id);
@@ -752,7 +896,11 @@ mod tests {
         let dot: f32 = a.iter().zip(b).map(|(x, y)| *x as f32 * *y as f32).sum();
         let na: f32 = a.iter().map(|x| (*x as f32).powi(2)).sum::<f32>().sqrt();
         let nb: f32 = b.iter().map(|x| (*x as f32).powi(2)).sum::<f32>().sqrt();
-        if na == 0.0 || nb == 0.0 { 0.0 } else { dot / (na * nb) }
+        if na == 0.0 || nb == 0.0 {
+            0.0
+        } else {
+            dot / (na * nb)
+        }
     }
 
     impl LabelMemory for NearestMemory {
@@ -774,7 +922,9 @@ mod tests {
             self.examples.len()
         }
         fn examples_per_class(&self) -> Vec<usize> {
-            (0..self.classes.len()).map(|c| self.examples.iter().filter(|e| e.1 as usize == c).count()).collect()
+            (0..self.classes.len())
+                .map(|c| self.examples.iter().filter(|e| e.1 as usize == c).count())
+                .collect()
         }
         fn capacity(&self) -> usize {
             100
@@ -786,10 +936,24 @@ mod tests {
             self.threshold
         }
         fn classify(&self, e: &[i8]) -> Classification {
-            let best = self.examples.iter().map(|(_, c, x)| (*c, cosine(e, x))).max_by(|a, b| a.1.total_cmp(&b.1));
+            let best = self
+                .examples
+                .iter()
+                .map(|(_, c, x)| (*c, cosine(e, x)))
+                .max_by(|a, b| a.1.total_cmp(&b.1));
             match best {
-                None => Classification { class: None, confidence: 0.0, similarity: 0.0, unknown: true },
-                Some((c, s)) => Classification { class: Some(c), confidence: s.max(0.0), similarity: s, unknown: s < self.threshold },
+                None => Classification {
+                    class: None,
+                    confidence: 0.0,
+                    similarity: 0.0,
+                    unknown: true,
+                },
+                Some((c, s)) => Classification {
+                    class: Some(c),
+                    confidence: s.max(0.0),
+                    similarity: s,
+                    unknown: s < self.threshold,
+                },
             }
         }
         fn update(&mut self, u: Update) -> Result<Applied, String> {
@@ -807,14 +971,25 @@ mod tests {
 
     fn factory() -> EncoderFactory {
         Box::new(|bytes: Vec<u8>| {
-            if bytes.starts_with(b"TESTMODEL") { Ok(Box::new(BlockEncoder) as Box<dyn Encoder>) } else { Err("bad magic".into()) }
+            if bytes.starts_with(b"TESTMODEL") {
+                Ok(Box::new(BlockEncoder) as Box<dyn Encoder>)
+            } else {
+                Err("bad magic".into())
+            }
         })
     }
 
     fn flash(name: &str, model: Option<&[u8]>) -> FlashFile {
         let dir = std::env::temp_dir().join(format!("seaclr-app-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let f = FlashFile::create(&dir.join(name), Layout { model_capacity: 8192, store_capacity: 8192 }).unwrap();
+        let f = FlashFile::create(
+            &dir.join(name),
+            Layout {
+                model_capacity: 8192,
+                store_capacity: 8192,
+            },
+        )
+        .unwrap();
         if let Some(m) = model {
             f.install_model(m).unwrap();
         }
@@ -827,17 +1002,33 @@ mod tests {
         let mut gray = vec![255u8; w * h];
         for y in 0..h {
             for x in 0..w {
-                let on = if kind == 0 { (16..24).contains(&y) } else { (16..24).contains(&x) };
+                let on = if kind == 0 {
+                    (16..24).contains(&y)
+                } else {
+                    (16..24).contains(&x)
+                };
                 if on {
                     gray[y * w + x] = (10 + n % 5) as u8;
                 }
             }
         }
-        Frame { id: format!("k{kind}-{n}.png"), width: w as u32, height: h as u32, gray, truth: Some(format!("k{kind}")) }
+        Frame {
+            id: format!("k{kind}-{n}.png"),
+            width: w as u32,
+            height: h as u32,
+            gray,
+            truth: Some(format!("k{kind}")),
+        }
     }
 
     fn boot(f: &FlashFile, log: &Rc<RefCell<Log>>) -> Buoy {
-        Buoy::boot(Config::default(), f.clone(), &factory(), NearestMemory::new(log.clone())).unwrap()
+        Buoy::boot(
+            Config::default(),
+            f.clone(),
+            &factory(),
+            NearestMemory::new(log.clone()),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -849,9 +1040,16 @@ mod tests {
             let why = b.model_problem().unwrap().to_string();
             assert!(why.contains("refusing to classify"), "{why}");
             let (r, _) = b.process(frame(0, 0));
-            assert!(r.classification.is_none() && r.log.contains("not classified"), "{}", r.log);
+            assert!(
+                r.classification.is_none() && r.log.contains("not classified"),
+                "{}",
+                r.log
+            );
             let reply = b.handle_line("addclass a");
-            assert!(reply[0].starts_with("error:") && reply[0].contains("untouched"), "{reply:?}");
+            assert!(
+                reply[0].starts_with("error:") && reply[0].contains("untouched"),
+                "{reply:?}"
+            );
             assert_eq!(log.borrow().mounts, 0);
             assert!(log.borrow().updates.is_empty());
             assert_eq!(f.store_bytes_used(), 0);
@@ -871,8 +1069,13 @@ mod tests {
     #[test]
     fn ram_over_budget_refuses_to_boot() {
         let f = flash("ram.img", Some(b"TESTMODEL"));
-        let cfg = Config { ram_budget: 64 * 1024, ..Config::default() };
-        let err = Buoy::boot(cfg, f, &factory(), NearestMemory::new(Rc::default())).err().unwrap();
+        let cfg = Config {
+            ram_budget: 64 * 1024,
+            ..Config::default()
+        };
+        let err = Buoy::boot(cfg, f, &factory(), NearestMemory::new(Rc::default()))
+            .err()
+            .unwrap();
         assert!(err.0.contains("RAM budget exceeded"), "{err}");
     }
 
@@ -882,7 +1085,10 @@ mod tests {
         let log = Rc::new(RefCell::new(Log::default()));
         let mut b = boot(&f, &log);
         let (r, _) = b.process(frame(0, 0));
-        assert!(r.classification.as_ref().unwrap().unknown, "no labels yet: unknown");
+        assert!(
+            r.classification.as_ref().unwrap().unknown,
+            "no labels yet: unknown"
+        );
         b.process(frame(1, 0));
         for line in ["addclass horizontal", "addclass vertical"] {
             assert!(b.handle_line(line)[0].starts_with("ok"), "{line}");
@@ -890,30 +1096,65 @@ mod tests {
         assert!(b.handle_line("label 1 horizontal")[0].starts_with("ok"));
         assert!(b.handle_line("label k1-0.png vertical")[0].starts_with("ok"));
         // Bad commands: an error reply each, and no state change.
-        let before = (log.borrow().updates.len(), b.class_names(), b.labelled_examples(), b.threshold());
-        for bad in ["label 99 horizontal", "label 1 nosuch", "addclass horizontal", "threshold 7", "forget class nosuch", "forget 55", "jump"] {
+        let before = (
+            log.borrow().updates.len(),
+            b.class_names(),
+            b.labelled_examples(),
+            b.threshold(),
+        );
+        for bad in [
+            "label 99 horizontal",
+            "label 1 nosuch",
+            "addclass horizontal",
+            "threshold 7",
+            "forget class nosuch",
+            "forget 55",
+            "jump",
+        ] {
             let reply = b.handle_line(bad);
-            assert!(reply.len() == 1 && reply[0].starts_with("error:"), "{bad}: {reply:?}");
+            assert!(
+                reply.len() == 1 && reply[0].starts_with("error:"),
+                "{bad}: {reply:?}"
+            );
         }
-        assert_eq!(before, (log.borrow().updates.len(), b.class_names(), b.labelled_examples(), b.threshold()));
+        assert_eq!(
+            before,
+            (
+                log.borrow().updates.len(),
+                b.class_names(),
+                b.labelled_examples(),
+                b.threshold()
+            )
+        );
         // Classification of new frames now follows the labels.
         for n in 1..6 {
             for kind in 0..2 {
                 let (r, _) = b.process(frame(kind, n));
-                assert_eq!(r.class_name.as_deref(), Some(["horizontal", "vertical"][kind]), "{}", r.log);
+                assert_eq!(
+                    r.class_name.as_deref(),
+                    Some(["horizontal", "vertical"][kind]),
+                    "{}",
+                    r.log
+                );
             }
         }
         // A write cut by power loss is reported, not acknowledged, not applied.
         log.borrow_mut().fail_next = true;
         let reply = b.handle_line("label 3 horizontal");
-        assert!(reply[0].starts_with("error:") && reply[0].contains("power cut"), "{reply:?}");
+        assert!(
+            reply[0].starts_with("error:") && reply[0].contains("power cut"),
+            "{reply:?}"
+        );
         assert_eq!(b.labelled_examples(), 2);
         assert!(b.handle_line("threshold 0.8")[0].starts_with("ok"));
         // Reboot: everything acknowledged is back.
         drop(b);
         let mut b = boot(&f, &log);
         assert_eq!(b.labelled_examples(), 2);
-        assert_eq!(b.class_names(), vec![Some("horizontal".to_string()), Some("vertical".to_string())]);
+        assert_eq!(
+            b.class_names(),
+            vec![Some("horizontal".to_string()), Some("vertical".to_string())]
+        );
         assert_eq!(b.threshold(), 0.8);
         let (r, _) = b.process(frame(1, 9));
         assert_eq!(r.class_name.as_deref(), Some("vertical"));
@@ -926,7 +1167,11 @@ mod tests {
     fn counts_and_telemetry_follow_the_classifications() {
         let f = flash("telemetry.img", Some(b"TESTMODEL"));
         let log = Rc::new(RefCell::new(Log::default()));
-        let cfg = Config { fps: 1.0, window_s: 10, ..Config::default() };
+        let cfg = Config {
+            fps: 1.0,
+            window_s: 10,
+            ..Config::default()
+        };
         let mut b = Buoy::boot(cfg, f, &factory(), NearestMemory::new(log)).unwrap();
         b.process(frame(0, 0));
         b.handle_line("addclass horizontal");
@@ -946,13 +1191,22 @@ mod tests {
         assert_eq!((decoded.frames, decoded.unknown), (9, 1));
         assert_eq!(decoded.counts.as_slice(), &[8, 0]);
         let counts = b.handle_line("counts");
-        assert!(counts[0].contains("horizontal=3") && counts[0].contains("unknown=0"), "{counts:?}");
+        assert!(
+            counts[0].contains("horizontal=3") && counts[0].contains("unknown=0"),
+            "{counts:?}"
+        );
         let tele = b.handle_line("telemetry");
         let hex = tele[0].rsplit(' ').next().unwrap();
         let text = seaclr_shared::telemetry::host::decode_to_text(hex, &[]).unwrap();
-        assert!(text.contains("message #1") && text.contains("frames: 3"), "{text}");
+        assert!(
+            text.contains("message #1") && text.contains("frames: 3"),
+            "{text}"
+        );
         let status = b.handle_line("status").join("\n");
-        assert!(status.contains("model 00000007") && status.contains("RAM:") && status.contains("MACs"), "{status}");
+        assert!(
+            status.contains("model 00000007") && status.contains("RAM:") && status.contains("MACs"),
+            "{status}"
+        );
     }
 
     #[test]

@@ -68,10 +68,18 @@ pub const HELP: &str = "commands: label <frame> <class> | addclass <name> | forg
 
 fn class_name(word: &str) -> Result<String, ParseError> {
     if word.is_empty() || word.len() > MAX_CLASS_NAME {
-        return Err(ParseError(format!("class name must be 1 to {MAX_CLASS_NAME} characters, got {}", word.len())));
+        return Err(ParseError(format!(
+            "class name must be 1 to {MAX_CLASS_NAME} characters, got {}",
+            word.len()
+        )));
     }
-    if !word.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
-        return Err(ParseError(format!("class name '{word}' may only use letters, digits, '_', '-', '.'")));
+    if !word
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err(ParseError(format!(
+            "class name '{word}' may only use letters, digits, '_', '-', '.'"
+        )));
     }
     Ok(word.to_string())
 }
@@ -93,7 +101,10 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
     let cmd = match words[0].to_ascii_lowercase().as_str() {
         "label" => {
             arity(&words, 2, "label <frame> <class>")?;
-            Command::Label { frame: words[1].to_string(), class: class_name(words[2])? }
+            Command::Label {
+                frame: words[1].to_string(),
+                class: class_name(words[2])?,
+            }
         }
         "addclass" => {
             arity(&words, 1, "addclass <name>")?;
@@ -159,7 +170,13 @@ pub fn spawn_stdin() -> Receiver<Request> {
         let stdin = std::io::stdin();
         for line in stdin.lock().lines() {
             let Ok(line) = line else { break };
-            if tx.send(Request { line, reply: reply_tx.clone() }).is_err() {
+            if tx
+                .send(Request {
+                    line,
+                    reply: reply_tx.clone(),
+                })
+                .is_err()
+            {
                 break;
             }
         }
@@ -178,7 +195,9 @@ pub fn spawn_tcp(port: u16) -> std::io::Result<(Receiver<Request>, u16)> {
         for stream in listener.incoming().flatten() {
             let tx = tx.clone();
             std::thread::spawn(move || {
-                let Ok(mut writer) = stream.try_clone() else { return };
+                let Ok(mut writer) = stream.try_clone() else {
+                    return;
+                };
                 let (reply_tx, reply_rx) = channel::<String>();
                 std::thread::spawn(move || {
                     for reply in reply_rx {
@@ -189,7 +208,13 @@ pub fn spawn_tcp(port: u16) -> std::io::Result<(Receiver<Request>, u16)> {
                 });
                 for line in BufReader::new(stream).lines() {
                     let Ok(line) = line else { break };
-                    if tx.send(Request { line, reply: reply_tx.clone() }).is_err() {
+                    if tx
+                        .send(Request {
+                            line,
+                            reply: reply_tx.clone(),
+                        })
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -207,14 +232,29 @@ mod tests {
     fn parses_every_command() {
         assert_eq!(
             parse("label 12 Tripos").unwrap(),
-            Some(Command::Label { frame: "12".into(), class: "Tripos".into() })
+            Some(Command::Label {
+                frame: "12".into(),
+                class: "Tripos".into()
+            })
         );
-        assert_eq!(parse("  ADDCLASS copepod_a ").unwrap(), Some(Command::AddClass("copepod_a".into())));
-        assert_eq!(parse("forget 7").unwrap(), Some(Command::ForgetFrame("7".into())));
-        assert_eq!(parse("forget class diatom").unwrap(), Some(Command::ForgetClass("diatom".into())));
+        assert_eq!(
+            parse("  ADDCLASS copepod_a ").unwrap(),
+            Some(Command::AddClass("copepod_a".into()))
+        );
+        assert_eq!(
+            parse("forget 7").unwrap(),
+            Some(Command::ForgetFrame("7".into()))
+        );
+        assert_eq!(
+            parse("forget class diatom").unwrap(),
+            Some(Command::ForgetClass("diatom".into()))
+        );
         assert_eq!(parse("status").unwrap(), Some(Command::Status));
         assert_eq!(parse("counts").unwrap(), Some(Command::Counts));
-        assert_eq!(parse("threshold 0.35").unwrap(), Some(Command::Threshold(0.35)));
+        assert_eq!(
+            parse("threshold 0.35").unwrap(),
+            Some(Command::Threshold(0.35))
+        );
         assert_eq!(parse("telemetry").unwrap(), Some(Command::Telemetry));
         assert_eq!(parse("help").unwrap(), Some(Command::Help));
         assert_eq!(parse("").unwrap(), None);
@@ -229,7 +269,10 @@ mod tests {
             ("label 12 a b", "usage: label"),
             ("label 12 bad/name", "may only use"),
             ("addclass", "usage: addclass"),
-            ("addclass aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "1 to 32"),
+            (
+                "addclass aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                "1 to 32",
+            ),
             ("threshold high", "not a number"),
             ("threshold 1.5", "outside 0..1"),
             ("threshold NaN", "outside 0..1"),
@@ -239,7 +282,10 @@ mod tests {
         ];
         for (line, expected) in cases {
             let err = parse(line).unwrap_err();
-            assert!(err.0.contains(expected), "'{line}' gave '{err}', expected '{expected}'");
+            assert!(
+                err.0.contains(expected),
+                "'{line}' gave '{err}', expected '{expected}'"
+            );
         }
     }
 

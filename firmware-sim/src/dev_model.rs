@@ -84,16 +84,28 @@ fn layers(seed: u64, size: usize, linear_mult: &[f64], linear_bias: &[i32]) -> V
         ));
     }
     let side = size.div_ceil(8);
-    out.push(OwnedLayer::global_avg_pool(32, requant(-128, -128, -128, &[1.0 / (side * side) as f64])));
+    out.push(OwnedLayer::global_avg_pool(
+        32,
+        requant(-128, -128, -128, &[1.0 / (side * side) as f64]),
+    ));
     let w: Vec<i8> = (0..EMBEDDING_DIM * 32).map(|_| rng.weight()).collect();
-    out.push(OwnedLayer::linear(32, EMBEDDING_DIM as u16, &w, linear_bias, requant(-128, 0, -128, linear_mult)));
+    out.push(OwnedLayer::linear(
+        32,
+        EMBEDDING_DIM as u16,
+        &w,
+        linear_bias,
+        requant(-128, 0, -128, linear_mult),
+    ));
     out
 }
 
 /// Builds a random-weights blob for `size` x `size` inputs, calibrating the
 /// last layer on `calibration` (preprocessed images; may be empty).
 pub fn random_blob(seed: u64, size: usize, calibration: &[Vec<u8>]) -> Result<Vec<u8>, BlobError> {
-    let info = ModelInfo { input_size: size as u16, preprocess_id: PREPROCESS_ID };
+    let info = ModelInfo {
+        input_size: size as u16,
+        preprocess_id: PREPROCESS_ID,
+    };
     let first_mult = vec![0.0018; EMBEDDING_DIM];
     let blob = write_owned(info, &layers(seed, size, &first_mult, &[0; EMBEDDING_DIM]))?;
     if calibration.is_empty() {
@@ -144,16 +156,25 @@ mod tests {
 
     #[test]
     fn random_blob_runs_on_the_engine_and_separates_images() {
-        let dark: Vec<u8> = (0..64 * 64).map(|i| if (i / 64) % 16 < 8 { 30 } else { 255 }).collect();
+        let dark: Vec<u8> = (0..64 * 64)
+            .map(|i| if (i / 64) % 16 < 8 { 30 } else { 255 })
+            .collect();
         let ring: Vec<u8> = (0..64 * 64)
             .map(|i| {
                 let (x, y) = ((i % 64) as i32 - 32, (i / 64) as i32 - 32);
-                if (200..400).contains(&(x * x + y * y)) { 60 } else { 255 }
+                if (200..400).contains(&(x * x + y * y)) {
+                    60
+                } else {
+                    255
+                }
             })
             .collect();
         let blob = random_blob(7, 64, &[dark.clone(), ring.clone(), vec![255; 64 * 64]]).unwrap();
         let engine = Engine::new(&blob).unwrap();
-        assert_eq!((engine.input_size(), engine.embedding_dim()), (64, EMBEDDING_DIM));
+        assert_eq!(
+            (engine.input_size(), engine.embedding_dim()),
+            (64, EMBEDDING_DIM)
+        );
         let mut arena = vec![0u8; engine.arena_bytes()];
         let mut a = vec![0i8; EMBEDDING_DIM];
         let mut b = vec![0i8; EMBEDDING_DIM];

@@ -43,7 +43,11 @@ pub struct Framebuffer {
 impl Framebuffer {
     /// A black buffer of the given size.
     pub fn new(width: u32, height: u32) -> Self {
-        Self { width, height, pixels: vec![Rgb565::BLACK; (width * height) as usize] }
+        Self {
+            width,
+            height,
+            pixels: vec![Rgb565::BLACK; (width * height) as usize],
+        }
     }
 
     /// The colour at `(x, y)`, or `None` outside the buffer.
@@ -56,7 +60,11 @@ impl Framebuffer {
         image::RgbImage::from_fn(self.width, self.height, |x, y| {
             let c = self.pixels[(y * self.width + x) as usize];
             let (r, g, b) = (c.r(), c.g(), c.b());
-            image::Rgb([(r << 3) | (r >> 2), (g << 2) | (g >> 4), (b << 3) | (b >> 2)])
+            image::Rgb([
+                (r << 3) | (r >> 2),
+                (g << 2) | (g >> 4),
+                (b << 3) | (b >> 2),
+            ])
         })
     }
 
@@ -78,7 +86,10 @@ impl DrawTarget for Framebuffer {
     type Color = Rgb565;
     type Error = Infallible;
 
-    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb565>>>(&mut self, pixels: I) -> Result<(), Infallible> {
+    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb565>>>(
+        &mut self,
+        pixels: I,
+    ) -> Result<(), Infallible> {
         for Pixel(p, c) in pixels {
             if p.x >= 0 && p.y >= 0 && (p.x as u32) < self.width && (p.y as u32) < self.height {
                 self.pixels[(p.y as u32 * self.width + p.x as u32) as usize] = c;
@@ -104,9 +115,13 @@ pub fn draw_thumbnail<D: DrawTarget<Color = Rgb565>>(
     if side == 0 || pixels.len() != side * side {
         return Ok(());
     }
-    let area = Rectangle::new(top_left, Size::new(side as u32 * scale, side as u32 * scale));
+    let area = Rectangle::new(
+        top_left,
+        Size::new(side as u32 * scale, side as u32 * scale),
+    );
     let s = scale as usize;
-    let colors = (0..side * s).flat_map(|y| (0..side * s).map(move |x| gray565(pixels[(y / s) * side + x / s])));
+    let colors = (0..side * s)
+        .flat_map(|y| (0..side * s).map(move |x| gray565(pixels[(y / s) * side + x / s])));
     target.fill_contiguous(&area, colors)
 }
 
@@ -117,15 +132,19 @@ pub fn draw_confidence_bar<D: DrawTarget<Color = Rgb565>>(
     area: Rectangle,
     fraction: f32,
 ) -> Result<(), D::Error> {
-    area.into_styled(PrimitiveStyle::with_stroke(Rgb565::WHITE, 1)).draw(target)?;
+    area.into_styled(PrimitiveStyle::with_stroke(Rgb565::WHITE, 1))
+        .draw(target)?;
     let inner = area.offset(-1);
     let filled = ((inner.size.width as f32) * fraction.clamp(0.0, 1.0)).round() as u32;
     Rectangle::new(inner.top_left, Size::new(filled, inner.size.height))
         .into_styled(PrimitiveStyle::with_fill(Rgb565::GREEN))
         .draw(target)?;
-    Rectangle::new(inner.top_left + Point::new(filled as i32, 0), Size::new(inner.size.width - filled, inner.size.height))
-        .into_styled(PrimitiveStyle::with_fill(Rgb565::BLACK))
-        .draw(target)
+    Rectangle::new(
+        inner.top_left + Point::new(filled as i32, 0),
+        Size::new(inner.size.width - filled, inner.size.height),
+    )
+    .into_styled(PrimitiveStyle::with_fill(Rgb565::BLACK))
+    .draw(target)
 }
 
 /// Bars for `counts` side by side in `area`, heights relative to the largest
@@ -137,7 +156,8 @@ pub fn draw_histogram<D: DrawTarget<Color = Rgb565>>(
     counts: &[u32],
     highlight: Option<usize>,
 ) -> Result<(), D::Error> {
-    area.into_styled(PrimitiveStyle::with_fill(Rgb565::BLACK)).draw(target)?;
+    area.into_styled(PrimitiveStyle::with_fill(Rgb565::BLACK))
+        .draw(target)?;
     if counts.is_empty() {
         return Ok(());
     }
@@ -149,7 +169,11 @@ pub fn draw_histogram<D: DrawTarget<Color = Rgb565>>(
         if bar_h == 0 {
             continue;
         }
-        let color = if highlight == Some(i) { Rgb565::YELLOW } else { Rgb565::CYAN };
+        let color = if highlight == Some(i) {
+            Rgb565::YELLOW
+        } else {
+            Rgb565::CYAN
+        };
         let x = area.top_left.x + (i as u32 * bar_w) as i32;
         let y = area.top_left.y + (area.size.height - bar_h) as i32;
         // Leave a one-pixel gap between wide bars so they read as separate.
@@ -162,11 +186,21 @@ pub fn draw_histogram<D: DrawTarget<Color = Rgb565>>(
 }
 
 /// The red "UNKNOWN" flag.
-pub fn draw_unknown_flag<D: DrawTarget<Color = Rgb565>>(target: &mut D, top_left: Point) -> Result<(), D::Error> {
+pub fn draw_unknown_flag<D: DrawTarget<Color = Rgb565>>(
+    target: &mut D,
+    top_left: Point,
+) -> Result<(), D::Error> {
     let style = PrimitiveStyleBuilder::new().fill_color(Rgb565::RED).build();
-    Rectangle::new(top_left, Size::new(84, 19)).into_styled(style).draw(target)?;
-    Text::with_baseline("UNKNOWN", top_left + Point::new(6, 2), MonoTextStyle::new(&FONT_9X15, Rgb565::WHITE), Baseline::Top)
+    Rectangle::new(top_left, Size::new(84, 19))
+        .into_styled(style)
         .draw(target)?;
+    Text::with_baseline(
+        "UNKNOWN",
+        top_left + Point::new(6, 2),
+        MonoTextStyle::new(&FONT_9X15, Rgb565::WHITE),
+        Baseline::Top,
+    )
+    .draw(target)?;
     Ok(())
 }
 
@@ -207,7 +241,10 @@ fn clip(s: &str, n: usize) -> String {
 }
 
 /// Draws the whole screen.
-pub fn draw_screen<D: DrawTarget<Color = Rgb565>>(target: &mut D, s: &Screen<'_>) -> Result<(), D::Error> {
+pub fn draw_screen<D: DrawTarget<Color = Rgb565>>(
+    target: &mut D,
+    s: &Screen<'_>,
+) -> Result<(), D::Error> {
     target.clear(Rgb565::BLACK)?;
     let small = MonoTextStyle::new(&FONT_6X10, Rgb565::WHITE);
     let big = MonoTextStyle::new(&FONT_9X15, Rgb565::WHITE);
@@ -216,12 +253,28 @@ pub fn draw_screen<D: DrawTarget<Color = Rgb565>>(target: &mut D, s: &Screen<'_>
     Rectangle::new(Point::zero(), Size::new(WIDTH, 14))
         .into_styled(PrimitiveStyle::with_fill(Rgb565::BLUE))
         .draw(target)?;
-    Text::with_baseline(&format!("SeaCLR buoy   frame #{}", s.frame_number), Point::new(4, 2), small, Baseline::Top).draw(target)?;
+    Text::with_baseline(
+        &format!("SeaCLR buoy   frame #{}", s.frame_number),
+        Point::new(4, 2),
+        small,
+        Baseline::Top,
+    )
+    .draw(target)?;
     // ROI thumbnail, scaled to about 128 px.
-    let scale = if s.thumb_side > 0 { (128 / s.thumb_side as u32).max(1) } else { 1 };
-    Rectangle::new(Point::new(7, 19), Size::new(s.thumb_side as u32 * scale + 2, s.thumb_side as u32 * scale + 2))
-        .into_styled(PrimitiveStyle::with_stroke(Rgb565::WHITE, 1))
-        .draw(target)?;
+    let scale = if s.thumb_side > 0 {
+        (128 / s.thumb_side as u32).max(1)
+    } else {
+        1
+    };
+    Rectangle::new(
+        Point::new(7, 19),
+        Size::new(
+            s.thumb_side as u32 * scale + 2,
+            s.thumb_side as u32 * scale + 2,
+        ),
+    )
+    .into_styled(PrimitiveStyle::with_stroke(Rgb565::WHITE, 1))
+    .draw(target)?;
     draw_thumbnail(target, Point::new(8, 20), s.thumbnail, s.thumb_side, scale)?;
     // Right panel: class, confidence, unknown flag, frame id.
     let x = 146;
@@ -229,13 +282,24 @@ pub fn draw_screen<D: DrawTarget<Color = Rgb565>>(target: &mut D, s: &Screen<'_>
         let red = MonoTextStyle::new(&FONT_6X10, Rgb565::RED);
         for (i, line) in alert.as_bytes().chunks(27).take(6).enumerate() {
             let line = String::from_utf8_lossy(line);
-            Text::with_baseline(&line, Point::new(x, 22 + 12 * i as i32), red, Baseline::Top).draw(target)?;
+            Text::with_baseline(&line, Point::new(x, 22 + 12 * i as i32), red, Baseline::Top)
+                .draw(target)?;
         }
     } else {
         let name = s.class.unwrap_or("(no labels yet)");
         Text::with_baseline(&clip(name, 18), Point::new(x, 20), big, Baseline::Top).draw(target)?;
-        draw_confidence_bar(target, Rectangle::new(Point::new(x, 40), Size::new(130, 12)), s.confidence)?;
-        Text::with_baseline(&format!("{:.2}", s.confidence), Point::new(x + 136, 41), small, Baseline::Top).draw(target)?;
+        draw_confidence_bar(
+            target,
+            Rectangle::new(Point::new(x, 40), Size::new(130, 12)),
+            s.confidence,
+        )?;
+        Text::with_baseline(
+            &format!("{:.2}", s.confidence),
+            Point::new(x + 136, 41),
+            small,
+            Baseline::Top,
+        )
+        .draw(target)?;
         if s.unknown {
             draw_unknown_flag(target, Point::new(x, 58))?;
         }
@@ -261,9 +325,18 @@ pub fn draw_screen<D: DrawTarget<Color = Rgb565>>(target: &mut D, s: &Screen<'_>
     Rectangle::new(Point::new(0, 226), Size::new(WIDTH, 14))
         .into_styled(PrimitiveStyle::with_fill(Rgb565::new(4, 8, 4)))
         .draw(target)?;
-    let model = s.model_version.map_or_else(|| "NO MODEL".to_string(), |v| format!("model {v:08x}"));
-    let threshold = if s.threshold <= -1.0 { "off".to_string() } else { format!("{:.2}", s.threshold) };
-    let status = format!("{:.1} fps | {model} | {} labels | thr {threshold}", s.fps, s.labelled);
+    let model = s
+        .model_version
+        .map_or_else(|| "NO MODEL".to_string(), |v| format!("model {v:08x}"));
+    let threshold = if s.threshold <= -1.0 {
+        "off".to_string()
+    } else {
+        format!("{:.2}", s.threshold)
+    };
+    let status = format!(
+        "{:.1} fps | {model} | {} labels | thr {threshold}",
+        s.fps, s.labelled
+    );
     Text::with_baseline(&status, Point::new(4, 228), small, Baseline::Top).draw(target)?;
     Ok(())
 }
@@ -279,7 +352,12 @@ mod tests {
         draw_confidence_bar(&mut d, Rectangle::new(Point::zero(), Size::new(10, 3)), 0.5).unwrap();
         d.assert_pattern(&["WWWWWWWWWW", "WGGGGKKKKW", "WWWWWWWWWW"]);
         let mut full = MockDisplay::<Rgb565>::new();
-        draw_confidence_bar(&mut full, Rectangle::new(Point::zero(), Size::new(6, 3)), 7.0).unwrap();
+        draw_confidence_bar(
+            &mut full,
+            Rectangle::new(Point::zero(), Size::new(6, 3)),
+            7.0,
+        )
+        .unwrap();
         full.assert_pattern(&["WWWWWW", "WGGGGW", "WWWWWW"]);
     }
 
@@ -287,11 +365,23 @@ mod tests {
     fn histogram_bars_are_proportional_and_highlighted() {
         let mut d = MockDisplay::<Rgb565>::new();
         d.set_allow_overdraw(true);
-        draw_histogram(&mut d, Rectangle::new(Point::zero(), Size::new(6, 4)), &[1, 2, 4], Some(1)).unwrap();
+        draw_histogram(
+            &mut d,
+            Rectangle::new(Point::zero(), Size::new(6, 4)),
+            &[1, 2, 4],
+            Some(1),
+        )
+        .unwrap();
         d.assert_pattern(&["KKKKCC", "KKKKCC", "KKYYCC", "CCYYCC"]);
         let mut zero = MockDisplay::<Rgb565>::new();
         zero.set_allow_overdraw(true);
-        draw_histogram(&mut zero, Rectangle::new(Point::zero(), Size::new(4, 2)), &[0, 3], None).unwrap();
+        draw_histogram(
+            &mut zero,
+            Rectangle::new(Point::zero(), Size::new(4, 2)),
+            &[0, 3],
+            None,
+        )
+        .unwrap();
         zero.assert_pattern(&["KKCC", "KKCC"]);
     }
 
@@ -302,7 +392,12 @@ mod tests {
         d.assert_pattern(&["KKWW", "KKWW", "WWKK", "WWKK"]);
     }
 
-    fn screen<'a>(thumb: &'a [u8], hist: &'a [(String, u32)], unknown: bool, alert: Option<&'a str>) -> Screen<'a> {
+    fn screen<'a>(
+        thumb: &'a [u8],
+        hist: &'a [(String, u32)],
+        unknown: bool,
+        alert: Option<&'a str>,
+    ) -> Screen<'a> {
         Screen {
             frame_number: 12,
             frame_id: "a/b/img.jpg",
@@ -323,7 +418,9 @@ mod tests {
 
     #[test]
     fn full_screen_shows_thumbnail_flag_and_histogram() {
-        let thumb: Vec<u8> = (0..64 * 64).map(|i| if i % 64 < 32 { 0 } else { 255 }).collect();
+        let thumb: Vec<u8> = (0..64 * 64)
+            .map(|i| if i % 64 < 32 { 0 } else { 255 })
+            .collect();
         let hist = vec![("Tripos".to_string(), 5), ("unk".to_string(), 2)];
         let mut fb = Framebuffer::new(WIDTH, HEIGHT);
         draw_screen(&mut fb, &screen(&thumb, &hist, true, None)).unwrap();
@@ -354,8 +451,20 @@ mod tests {
     fn alert_replaces_the_class_panel() {
         let thumb = vec![255u8; 64 * 64];
         let mut fb = Framebuffer::new(WIDTH, HEIGHT);
-        draw_screen(&mut fb, &screen(&thumb, &[], false, Some("MODEL CORRUPT: refusing to classify"))).unwrap();
-        let red_pixels = (146..320).flat_map(|x| (20..60).map(move |y| (x, y))).filter(|&(x, y)| fb.pixel(x, y) == Some(Rgb565::RED)).count();
+        draw_screen(
+            &mut fb,
+            &screen(
+                &thumb,
+                &[],
+                false,
+                Some("MODEL CORRUPT: refusing to classify"),
+            ),
+        )
+        .unwrap();
+        let red_pixels = (146..320)
+            .flat_map(|x| (20..60).map(move |y| (x, y)))
+            .filter(|&(x, y)| fb.pixel(x, y) == Some(Rgb565::RED))
+            .count();
         assert!(red_pixels > 50);
         // No confidence bar outline where it would be.
         assert_ne!(fb.pixel(146, 40), Some(Rgb565::WHITE));

@@ -29,7 +29,11 @@ impl EdgeEncoder {
                 engine.embedding_dim()
             ));
         }
-        Ok(Self { arena: vec![0; engine.arena_bytes()], raw: vec![0; engine.embedding_dim()], engine })
+        Ok(Self {
+            arena: vec![0; engine.arena_bytes()],
+            raw: vec![0; engine.embedding_dim()],
+            engine,
+        })
     }
 
     /// A factory for `Buoy::boot`.
@@ -57,7 +61,9 @@ impl Encoder for EdgeEncoder {
     /// Encodes and centres on the output zero point, so the kNN head's
     /// cosine sees the real embedding direction.
     fn encode(&mut self, image: &[u8], out: &mut [i8]) -> Result<(), String> {
-        self.engine.encode(image, &mut self.arena, &mut self.raw).map_err(|e| e.to_string())?;
+        self.engine
+            .encode(image, &mut self.arena, &mut self.raw)
+            .map_err(|e| e.to_string())?;
         let zp = self.engine.header().output_zero_point as i16;
         for (o, &q) in out.iter_mut().zip(&self.raw) {
             *o = (q as i16 - zp).clamp(-128, 127) as i8;
@@ -77,7 +83,12 @@ pub struct EdgeMemory {
 impl EdgeMemory {
     /// A head over `region`; nothing is read or written until `mount`.
     pub fn new(region: FlashRegion) -> Self {
-        Self { head: Box::new(KnnHead::new()), region: Some(region), store: None, mount_report: None }
+        Self {
+            head: Box::new(KnnHead::new()),
+            region: Some(region),
+            store: None,
+            mount_report: None,
+        }
     }
 
     /// What the last mount found (torn tail, fallback, formatted).
@@ -93,15 +104,17 @@ fn q15(x: i32) -> f32 {
 impl LabelMemory for EdgeMemory {
     fn mount(&mut self) -> Result<(), String> {
         let region = self.region.take().ok_or("label store already mounted")?;
-        let (store, report) = LabelStore::mount_or_format(region, &mut *self.head).map_err(|e| e.to_string())?;
+        let (store, report) =
+            LabelStore::mount_or_format(region, &mut *self.head).map_err(|e| e.to_string())?;
         self.store = Some(store);
         self.mount_report = Some(report);
         Ok(())
     }
 
     fn classes(&self) -> Vec<Option<String>> {
-        let mut out: Vec<Option<String>> =
-            (0..MAX_CLASSES).map(|i| self.head.class_name(ClassId(i as u8)).map(str::to_string)).collect();
+        let mut out: Vec<Option<String>> = (0..MAX_CLASSES)
+            .map(|i| self.head.class_name(ClassId(i as u8)).map(str::to_string))
+            .collect();
         while out.last().is_some_and(Option::is_none) {
             out.pop();
         }
@@ -113,7 +126,9 @@ impl LabelMemory for EdgeMemory {
     }
 
     fn examples_per_class(&self) -> Vec<usize> {
-        (0..self.classes().len()).map(|c| self.head.class_count(ClassId(c as u8))).collect()
+        (0..self.classes().len())
+            .map(|c| self.head.class_count(ClassId(c as u8)))
+            .collect()
     }
 
     fn capacity(&self) -> usize {
@@ -136,35 +151,61 @@ impl LabelMemory for EdgeMemory {
                 similarity: q15(c.best_similarity_q15),
                 unknown: c.class.is_none(),
             },
-            Err(_) => Classification { class: None, confidence: 0.0, similarity: 0.0, unknown: true },
+            Err(_) => Classification {
+                class: None,
+                confidence: 0.0,
+                similarity: 0.0,
+                unknown: true,
+            },
         }
     }
 
     fn update(&mut self, update: Update) -> Result<Applied, String> {
         let store = self.store.as_mut().ok_or("label store not mounted")?;
         let head = &mut *self.head;
-        let class = |c: u16| u8::try_from(c).map(ClassId).map_err(|_| format!("class index {c} out of range"));
+        let class = |c: u16| {
+            u8::try_from(c)
+                .map(ClassId)
+                .map_err(|_| format!("class index {c} out of range"))
+        };
         let applied = match update {
             Update::AddClass(name) => {
                 let c = store.add_class(head, &name).map_err(|e| e.to_string())?;
-                Applied { class: Some(c.0 as u16), ..Applied::default() }
+                Applied {
+                    class: Some(c.0 as u16),
+                    ..Applied::default()
+                }
             }
-            Update::AddExample { class: c, embedding } => {
-                let added = store.add_example(head, class(c)?, &embedding).map_err(|e| e.to_string())?;
+            Update::AddExample {
+                class: c,
+                embedding,
+            } => {
+                let added = store
+                    .add_example(head, class(c)?, &embedding)
+                    .map_err(|e| e.to_string())?;
                 match added.evicted {
                     Some(Evicted::Incoming) => Applied::default(),
-                    Some(Evicted::Stored { id, .. }) => {
-                        Applied { example: Some(added.id.0), evicted: Some(id.0), ..Applied::default() }
-                    }
-                    None => Applied { example: Some(added.id.0), ..Applied::default() },
+                    Some(Evicted::Stored { id, .. }) => Applied {
+                        example: Some(added.id.0),
+                        evicted: Some(id.0),
+                        ..Applied::default()
+                    },
+                    None => Applied {
+                        example: Some(added.id.0),
+                        ..Applied::default()
+                    },
                 }
             }
             Update::ForgetExample(id) => {
-                store.forget_example(head, ExampleId(id)).map_err(|e| e.to_string())?;
+                store
+                    .forget_example(head, ExampleId(id))
+                    .map_err(|e| e.to_string())?;
                 Applied::default()
             }
             Update::ForgetClass(c) => {
-                store.forget_class(head, class(c)?).map_err(|e| e.to_string())?;
+                store
+                    .forget_class(head, class(c)?)
+                    .map_err(|e| e.to_string())?;
                 Applied::default()
             }
             Update::SetThreshold(x) => {

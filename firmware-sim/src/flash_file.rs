@@ -21,7 +21,9 @@
 //! prefix of its words, an interrupted erase leaves the sector partly erased.
 
 use crate::power::{Operation, PowerSupply};
-use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash};
+use embedded_storage::nor_flash::{
+    ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
+};
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -53,7 +55,10 @@ impl Default for Layout {
     /// 256 KiB), 384 KiB label store (the edge store's default region: two
     /// halves, each holding a full 1,000-example head plus a log).
     fn default() -> Self {
-        Self { model_capacity: 636 * 1024, store_capacity: seaclr_edge::store::DEFAULT_REGION_SIZE as u32 }
+        Self {
+            model_capacity: 636 * 1024,
+            store_capacity: seaclr_edge::store::DEFAULT_REGION_SIZE as u32,
+        }
     }
 }
 
@@ -72,7 +77,11 @@ impl Layout {
     }
     fn check(&self) -> Result<(), FlashFileError> {
         let e = ERASE_SIZE as u32;
-        if self.model_capacity == 0 || self.store_capacity == 0 || self.model_capacity % e != 0 || self.store_capacity % e != 0 {
+        if self.model_capacity == 0
+            || self.store_capacity == 0
+            || self.model_capacity % e != 0
+            || self.store_capacity % e != 0
+        {
             return Err(FlashFileError::BadLayout(format!(
                 "region sizes must be non-zero multiples of {ERASE_SIZE} bytes (model {}, store {})",
                 self.model_capacity, self.store_capacity
@@ -131,17 +140,34 @@ impl Header {
             return Err("partition table CRC mismatch (table corrupted)".into());
         }
         if word(0) != LAYOUT_VERSION {
-            return Err(format!("partition table version {} (this build reads {LAYOUT_VERSION})", word(0)));
+            return Err(format!(
+                "partition table version {} (this build reads {LAYOUT_VERSION})",
+                word(0)
+            ));
         }
         if word(1) != WRITE_SIZE as u32 || word(2) != ERASE_SIZE as u32 {
-            return Err(format!("flash geometry write {} / erase {} differs from this build's {WRITE_SIZE} / {ERASE_SIZE}", word(1), word(2)));
+            return Err(format!(
+                "flash geometry write {} / erase {} differs from this build's {WRITE_SIZE} / {ERASE_SIZE}",
+                word(1),
+                word(2)
+            ));
         }
-        let layout = Layout { model_capacity: word(5), store_capacity: word(7) };
+        let layout = Layout {
+            model_capacity: word(5),
+            store_capacity: word(7),
+        };
         layout.check().map_err(|e| e.to_string())?;
-        if word(3) != layout.total() || word(4) != layout.model_offset() || word(6) != layout.store_offset() {
+        if word(3) != layout.total()
+            || word(4) != layout.model_offset()
+            || word(6) != layout.store_offset()
+        {
             return Err("partition table offsets are inconsistent".into());
         }
-        Ok(Self { layout, model_len: word(8), model_crc: word(9) })
+        Ok(Self {
+            layout,
+            model_len: word(8),
+            model_crc: word(9),
+        })
     }
 }
 
@@ -172,7 +198,10 @@ impl std::fmt::Display for FlashFileError {
             Self::BadImage(p, why) => write!(f, "{}: not a usable flash image: {why}", p.display()),
             Self::BadLayout(why) => write!(f, "bad flash layout: {why}"),
             Self::ModelTooLarge { len, capacity } => {
-                write!(f, "model is {len} bytes but the model region holds {capacity}")
+                write!(
+                    f,
+                    "model is {len} bytes but the model region holds {capacity}"
+                )
             }
             Self::Flash(e) => write!(f, "flash operation failed: {e}"),
         }
@@ -233,7 +262,10 @@ impl std::fmt::Display for FlashError {
         match self {
             Self::NotAligned => write!(f, "not aligned to the write/erase size"),
             Self::OutOfBounds => write!(f, "out of the region's bounds"),
-            Self::NeedsErase { offset } => write!(f, "write at offset {offset} would set a 0 bit to 1 (erase first)"),
+            Self::NeedsErase { offset } => write!(
+                f,
+                "write at offset {offset} would set a 0 bit to 1 (erase first)"
+            ),
             Self::PowerCut => write!(f, "power cut"),
             Self::Io(e) => write!(f, "image file write failed: {e}"),
         }
@@ -285,8 +317,14 @@ impl Inner {
     }
 
     fn write(&mut self, abs: usize, bytes: &[u8], region_start: usize) -> Result<(), FlashError> {
-        if let Some(i) = bytes.iter().zip(&self.data[abs..abs + bytes.len()]).position(|(new, old)| new & !old != 0) {
-            return Err(FlashError::NeedsErase { offset: (abs + i - region_start) as u32 });
+        if let Some(i) = bytes
+            .iter()
+            .zip(&self.data[abs..abs + bytes.len()])
+            .position(|(new, old)| new & !old != 0)
+        {
+            return Err(FlashError::NeedsErase {
+                offset: (abs + i - region_start) as u32,
+            });
         }
         if !self.power.begin_operation(Operation::Write) {
             // Interrupted write: only the first half of the words got programmed,
@@ -330,7 +368,11 @@ impl FlashFile {
     /// replacing any file there atomically (write to a temporary, then rename).
     pub fn create(path: &Path, layout: Layout) -> Result<Self, FlashFileError> {
         layout.check()?;
-        let header = Header { layout, model_len: 0, model_crc: 0 };
+        let header = Header {
+            layout,
+            model_len: 0,
+            model_crc: 0,
+        };
         let mut data = vec![0xFFu8; layout.total() as usize];
         data[..HEADER_LEN].copy_from_slice(&header.to_bytes());
         let tmp = path.with_extension("img.tmp");
@@ -342,14 +384,22 @@ impl FlashFile {
     /// Opens an existing image; `power` decides when flash operations fail.
     pub fn open(path: &Path, power: PowerSupply) -> Result<Self, FlashFileError> {
         let data = std::fs::read(path).map_err(|e| FlashFileError::Io(path.to_path_buf(), e))?;
-        let header = Header::from_bytes(&data).map_err(|why| FlashFileError::BadImage(path.to_path_buf(), why))?;
+        let header = Header::from_bytes(&data)
+            .map_err(|why| FlashFileError::BadImage(path.to_path_buf(), why))?;
         if data.len() != header.layout.total() as usize {
             return Err(FlashFileError::BadImage(
                 path.to_path_buf(),
-                format!("file is {} bytes, the partition table says {}", data.len(), header.layout.total()),
+                format!(
+                    "file is {} bytes, the partition table says {}",
+                    data.len(),
+                    header.layout.total()
+                ),
             ));
         }
-        let file = OpenOptions::new().write(true).open(path).map_err(|e| FlashFileError::Io(path.to_path_buf(), e))?;
+        let file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| FlashFileError::Io(path.to_path_buf(), e))?;
         Ok(Self {
             inner: Rc::new(RefCell::new(Inner {
                 path: path.to_path_buf(),
@@ -389,27 +439,42 @@ impl FlashFile {
     pub fn install_model(&self, blob: &[u8]) -> Result<(), FlashFileError> {
         let layout = self.header().layout;
         if blob.len() > layout.model_capacity as usize {
-            return Err(FlashFileError::ModelTooLarge { len: blob.len(), capacity: layout.model_capacity });
+            return Err(FlashFileError::ModelTooLarge {
+                len: blob.len(),
+                capacity: layout.model_capacity,
+            });
         }
         let mut region = self.region(RegionKind::Model);
         let used = blob.len().div_ceil(ERASE_SIZE) * ERASE_SIZE;
-        region.erase(0, used as u32).map_err(FlashFileError::Flash)?;
+        region
+            .erase(0, used as u32)
+            .map_err(FlashFileError::Flash)?;
         let whole = blob.len() / WRITE_SIZE * WRITE_SIZE;
         if whole > 0 {
-            region.write(0, &blob[..whole]).map_err(FlashFileError::Flash)?;
+            region
+                .write(0, &blob[..whole])
+                .map_err(FlashFileError::Flash)?;
         }
         if whole < blob.len() {
             let mut tail = [0xFFu8; WRITE_SIZE];
             tail[..blob.len() - whole].copy_from_slice(&blob[whole..]);
-            region.write(whole as u32, &tail).map_err(FlashFileError::Flash)?;
+            region
+                .write(whole as u32, &tail)
+                .map_err(FlashFileError::Flash)?;
         }
-        self.write_header(Header { layout, model_len: blob.len() as u32, model_crc: CRC32.checksum(blob) })
+        self.write_header(Header {
+            layout,
+            model_len: blob.len() as u32,
+            model_crc: CRC32.checksum(blob),
+        })
     }
 
     fn write_header(&self, header: Header) -> Result<(), FlashFileError> {
         let mut inner = self.inner.borrow_mut();
         inner.erase(0, ERASE_SIZE).map_err(FlashFileError::Flash)?;
-        inner.write(0, &header.to_bytes(), 0).map_err(FlashFileError::Flash)?;
+        inner
+            .write(0, &header.to_bytes(), 0)
+            .map_err(FlashFileError::Flash)?;
         inner.header = header;
         Ok(())
     }
@@ -428,7 +493,10 @@ impl FlashFile {
         let bytes = &inner.data[start..start + h.model_len as usize];
         let found = CRC32.checksum(bytes);
         if found != h.model_crc {
-            return Err(ModelSlotError::CrcMismatch { expected: h.model_crc, found });
+            return Err(ModelSlotError::CrcMismatch {
+                expected: h.model_crc,
+                found,
+            });
         }
         Ok(bytes.to_vec())
     }
@@ -440,7 +508,11 @@ impl FlashFile {
             RegionKind::Model => (layout.model_offset(), layout.model_capacity),
             RegionKind::Store => (layout.store_offset(), layout.store_capacity),
         };
-        FlashRegion { flash: self.clone(), start: start as usize, len: len as usize }
+        FlashRegion {
+            flash: self.clone(),
+            start: start as usize,
+            len: len as usize,
+        }
     }
 
     /// Bytes of the label-store region that are not erased (a rough "used" figure).
@@ -449,7 +521,10 @@ impl FlashFile {
         let l = inner.header.layout;
         let region = &inner.data[l.store_offset() as usize..l.total() as usize];
         // Used = up to the last programmed word (stores append from the start of each sector).
-        region.chunks(ERASE_SIZE).map(|s| s.iter().rposition(|&b| b != 0xFF).map_or(0, |p| p + 1)).sum()
+        region
+            .chunks(ERASE_SIZE)
+            .map(|s| s.iter().rposition(|&b| b != 0xFF).map_or(0, |p| p + 1))
+            .sum()
     }
 }
 
@@ -495,7 +570,10 @@ impl NorFlash for FlashRegion {
         if from % ERASE_SIZE != 0 || to % ERASE_SIZE != 0 {
             return Err(FlashError::NotAligned);
         }
-        self.flash.inner.borrow_mut().erase(self.start + from, self.start + to)
+        self.flash
+            .inner
+            .borrow_mut()
+            .erase(self.start + from, self.start + to)
     }
 
     fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), FlashError> {
@@ -509,7 +587,10 @@ impl NorFlash for FlashRegion {
         if bytes.is_empty() {
             return Ok(());
         }
-        self.flash.inner.borrow_mut().write(self.start + o, bytes, self.start)
+        self.flash
+            .inner
+            .borrow_mut()
+            .write(self.start + o, bytes, self.start)
     }
 }
 
@@ -518,7 +599,10 @@ mod tests {
     use super::*;
 
     fn small() -> Layout {
-        Layout { model_capacity: 4 * ERASE_SIZE as u32, store_capacity: 2 * ERASE_SIZE as u32 }
+        Layout {
+            model_capacity: 4 * ERASE_SIZE as u32,
+            store_capacity: 2 * ERASE_SIZE as u32,
+        }
     }
 
     fn tmp(name: &str) -> PathBuf {
@@ -586,14 +670,23 @@ mod tests {
         let mut r = f.region(RegionKind::Store);
         assert_eq!(r.write(2, &[0; 4]), Err(FlashError::NotAligned));
         assert_eq!(r.write(0, &[0; 3]), Err(FlashError::NotAligned));
-        assert_eq!(r.write((2 * ERASE_SIZE) as u32, &[0; 4]), Err(FlashError::OutOfBounds));
+        assert_eq!(
+            r.write((2 * ERASE_SIZE) as u32, &[0; 4]),
+            Err(FlashError::OutOfBounds)
+        );
         assert_eq!(r.erase(0, 100), Err(FlashError::NotAligned));
-        assert_eq!(r.erase(0, 3 * ERASE_SIZE as u32), Err(FlashError::OutOfBounds));
+        assert_eq!(
+            r.erase(0, 3 * ERASE_SIZE as u32),
+            Err(FlashError::OutOfBounds)
+        );
         r.write(0, &[0b1010_1010, 0xFF, 0xFF, 0xFF]).unwrap();
         // Clearing more bits is allowed ...
         r.write(0, &[0b1000_1000, 0xFF, 0xFF, 0xFF]).unwrap();
         // ... setting one back is not, and changes nothing.
-        assert_eq!(r.write(0, &[0b1100_1000, 0xFF, 0xFF, 0xFF]), Err(FlashError::NeedsErase { offset: 0 }));
+        assert_eq!(
+            r.write(0, &[0b1100_1000, 0xFF, 0xFF, 0xFF]),
+            Err(FlashError::NeedsErase { offset: 0 })
+        );
         let mut b = [0u8; 1];
         r.read(0, &mut b).unwrap();
         assert_eq!(b[0], 0b1000_1000);
@@ -631,18 +724,27 @@ mod tests {
     fn bad_images_are_rejected_with_the_path() {
         let p = tmp("garbage.img");
         std::fs::write(&p, b"hello").unwrap();
-        let e = FlashFile::open(&p, PowerSupply::steady()).err().unwrap().to_string();
+        let e = FlashFile::open(&p, PowerSupply::steady())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("garbage.img") && e.contains("too short"), "{e}");
         let p2 = tmp("trunc.img");
         FlashFile::create(&p2, small()).unwrap();
         let bytes = std::fs::read(&p2).unwrap();
         std::fs::write(&p2, &bytes[..bytes.len() - 10]).unwrap();
-        let e = FlashFile::open(&p2, PowerSupply::steady()).err().unwrap().to_string();
+        let e = FlashFile::open(&p2, PowerSupply::steady())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("partition table says"), "{e}");
         let mut bytes = std::fs::read(&p2).unwrap();
         bytes[20] ^= 1;
         std::fs::write(&p2, &bytes).unwrap();
-        let e = FlashFile::open(&p2, PowerSupply::steady()).err().unwrap().to_string();
+        let e = FlashFile::open(&p2, PowerSupply::steady())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("CRC"), "{e}");
         let missing = tmp("does-not-exist.img");
         assert!(FlashFile::open(&missing, PowerSupply::steady()).is_err());

@@ -61,13 +61,25 @@ fn is_image(path: &Path) -> bool {
 /// Decodes an image file to gray.
 pub fn decode_image(path: &Path, truth: Option<String>) -> Result<Frame, FrameError> {
     let id = path.display().to_string();
-    let img = image::open(path).map_err(|e| FrameError { id: id.clone(), reason: format!("cannot decode image: {e}") })?;
+    let img = image::open(path).map_err(|e| FrameError {
+        id: id.clone(),
+        reason: format!("cannot decode image: {e}"),
+    })?;
     let gray = img.to_luma8();
     let (width, height) = gray.dimensions();
     if width == 0 || height == 0 {
-        return Err(FrameError { id, reason: "image has no pixels".into() });
+        return Err(FrameError {
+            id,
+            reason: "image has no pixels".into(),
+        });
     }
-    Ok(Frame { id, width, height, gray: gray.into_raw(), truth })
+    Ok(Frame {
+        id,
+        width,
+        height,
+        gray: gray.into_raw(),
+        truth,
+    })
 }
 
 fn list_images(root: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -103,10 +115,15 @@ impl FolderSource {
     /// Lists the images under `root`. Errors name the folder.
     pub fn new(root: &Path, order: Order) -> anyhow::Result<Self> {
         let mut files = Vec::new();
-        list_images(root, &mut files).map_err(|e| anyhow::anyhow!("{}: cannot list images: {e}", root.display()))?;
+        list_images(root, &mut files)
+            .map_err(|e| anyhow::anyhow!("{}: cannot list images: {e}", root.display()))?;
         files.sort();
         if files.is_empty() {
-            anyhow::bail!("{}: no image files (looked for {})", root.display(), IMAGE_EXTENSIONS.join(", "));
+            anyhow::bail!(
+                "{}: no image files (looked for {})",
+                root.display(),
+                IMAGE_EXTENSIONS.join(", ")
+            );
         }
         if order == Order::Interleaved {
             let mut groups: Vec<Vec<PathBuf>> = Vec::new();
@@ -121,7 +138,11 @@ impl FolderSource {
                 files.extend(groups.iter().filter_map(|g| g.get(i).cloned()));
             }
         }
-        Ok(Self { root: root.to_path_buf(), files, next: 0 })
+        Ok(Self {
+            root: root.to_path_buf(),
+            files,
+            next: 0,
+        })
     }
 
     /// How many frames the folder holds.
@@ -171,8 +192,12 @@ impl IfcbSource {
         };
         let with = |ext: &str| PathBuf::from(format!("{}.{ext}", base.display()));
         let (adc_path, roi_path, hdr_path) = (with("adc"), with("roi"), with("hdr"));
-        let adc = std::fs::read_to_string(&adc_path).map_err(|e| anyhow::anyhow!("{}: cannot read IFCB ADC file: {e}", adc_path.display()))?;
-        let roi = std::fs::read(&roi_path).map_err(|e| anyhow::anyhow!("{}: cannot read IFCB ROI file: {e}", roi_path.display()))?;
+        let adc = std::fs::read_to_string(&adc_path).map_err(|e| {
+            anyhow::anyhow!("{}: cannot read IFCB ADC file: {e}", adc_path.display())
+        })?;
+        let roi = std::fs::read(&roi_path).map_err(|e| {
+            anyhow::anyhow!("{}: cannot read IFCB ROI file: {e}", roi_path.display())
+        })?;
         let hdr = std::fs::read_to_string(&hdr_path).unwrap_or_default();
         let columns = column_indices(&hdr);
         let mut rows = Vec::new();
@@ -181,14 +206,31 @@ impl IfcbSource {
                 continue;
             }
             let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-            let (wi, hi, si) = columns.unwrap_or(if fields.len() >= 24 { (15, 16, 17) } else { (11, 12, 13) });
+            let (wi, hi, si) = columns.unwrap_or(if fields.len() >= 24 {
+                (15, 16, 17)
+            } else {
+                (11, 12, 13)
+            });
             let num = |i: usize| -> anyhow::Result<usize> {
-                let f = fields.get(i).ok_or_else(|| anyhow::anyhow!("{}: line {}: only {} columns, need column {i}", adc_path.display(), line_no + 1, fields.len()))?;
+                let f = fields.get(i).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{}: line {}: only {} columns, need column {i}",
+                        adc_path.display(),
+                        line_no + 1,
+                        fields.len()
+                    )
+                })?;
                 f.parse::<f64>()
                     .ok()
                     .filter(|v| *v >= 0.0 && v.fract() == 0.0)
                     .map(|v| v as usize)
-                    .ok_or_else(|| anyhow::anyhow!("{}: line {}: column {i} '{f}' is not a non-negative integer", adc_path.display(), line_no + 1))
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "{}: line {}: column {i} '{f}' is not a non-negative integer",
+                            adc_path.display(),
+                            line_no + 1
+                        )
+                    })
             };
             let (w, h, start) = (num(wi)?, num(hi)?, num(si)?);
             if w * h == 0 {
@@ -205,8 +247,16 @@ impl IfcbSource {
             }
             rows.push((line_no + 1, w, h, start));
         }
-        let stem = base.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        Ok(Self { stem, roi, rows, next: 0 })
+        let stem = base
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(Self {
+            stem,
+            roi,
+            rows,
+            next: 0,
+        })
     }
 
     /// ROIs with pixels in the bin.
@@ -224,7 +274,10 @@ impl IfcbSource {
 /// `ADCFileFormat:` line, when there is one.
 fn column_indices(hdr: &str) -> Option<(usize, usize, usize)> {
     let line = hdr.lines().find_map(|l| l.strip_prefix("ADCFileFormat:"))?;
-    let names: Vec<String> = line.split(',').map(|s| s.trim().to_ascii_lowercase()).collect();
+    let names: Vec<String> = line
+        .split(',')
+        .map(|s| s.trim().to_ascii_lowercase())
+        .collect();
     let find = |n: &str| names.iter().position(|x| x == n);
     Some((find("roiwidth")?, find("roiheight")?, find("start_byte")?))
 }
@@ -257,11 +310,22 @@ pub struct WatchedFolder {
 
 impl WatchedFolder {
     /// Watches `root` (which must exist); files present at start are streamed too.
-    pub fn new(root: &Path, poll: Duration, idle_timeout: Option<Duration>) -> anyhow::Result<Self> {
+    pub fn new(
+        root: &Path,
+        poll: Duration,
+        idle_timeout: Option<Duration>,
+    ) -> anyhow::Result<Self> {
         if !root.is_dir() {
             anyhow::bail!("{}: not a folder to watch", root.display());
         }
-        Ok(Self { root: root.to_path_buf(), seen: BTreeSet::new(), pending: Vec::new(), poll, idle_timeout, last_new: Instant::now() })
+        Ok(Self {
+            root: root.to_path_buf(),
+            seen: BTreeSet::new(),
+            pending: Vec::new(),
+            poll,
+            idle_timeout,
+            last_new: Instant::now(),
+        })
     }
 
     /// One poll: files whose size did not change since the last poll (so a
@@ -295,7 +359,10 @@ impl FrameSource for WatchedFolder {
                 self.last_new = Instant::now();
                 return Some(decode_image(&path, None));
             }
-            if self.idle_timeout.is_some_and(|t| self.last_new.elapsed() >= t) {
+            if self
+                .idle_timeout
+                .is_some_and(|t| self.last_new.elapsed() >= t)
+            {
                 return None;
             }
             std::thread::sleep(self.poll);
@@ -328,10 +395,23 @@ mod tests {
         }
         assert_eq!(frames.len(), 105);
         // First six frames: one per class.
-        let first: BTreeSet<_> = frames[..6].iter().map(|f| f.truth.clone().unwrap()).collect();
+        let first: BTreeSet<_> = frames[..6]
+            .iter()
+            .map(|f| f.truth.clone().unwrap())
+            .collect();
         assert_eq!(first.len(), 6);
-        assert!(frames.iter().all(|f| f.gray.len() == (f.width * f.height) as usize));
-        assert_eq!(frames.iter().filter(|f| f.truth.as_deref() == Some("Tripos")).count(), 13);
+        assert!(
+            frames
+                .iter()
+                .all(|f| f.gray.len() == (f.width * f.height) as usize)
+        );
+        assert_eq!(
+            frames
+                .iter()
+                .filter(|f| f.truth.as_deref() == Some("Tripos"))
+                .count(),
+            13
+        );
     }
 
     #[test]
@@ -360,7 +440,10 @@ mod tests {
         std::fs::write(d.join("x.roi"), [0u8; 10]).unwrap();
         let e = IfcbSource::open(&d.join("x")).err().unwrap().to_string();
         assert!(e.contains("x.adc") && e.contains("columns"), "{e}");
-        let e = IfcbSource::open(&d.join("missing")).err().unwrap().to_string();
+        let e = IfcbSource::open(&d.join("missing"))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("missing.adc"), "{e}");
         // Start byte past the end of the ROI file.
         std::fs::write(d.join("y.adc"), "1,0,0,0,0,0,0,0,0,0,0,10,10,5,\n").unwrap();
@@ -375,7 +458,10 @@ mod tests {
         std::fs::write(d.join("a.png"), b"not a png").unwrap();
         let mut src = FolderSource::new(&d, Order::ByPath).unwrap();
         let err = src.next_frame().unwrap().unwrap_err();
-        assert!(err.id.ends_with("a.png") && err.reason.contains("decode"), "{err}");
+        assert!(
+            err.id.ends_with("a.png") && err.reason.contains("decode"),
+            "{err}"
+        );
         assert!(src.next_frame().is_none());
         assert!(FolderSource::new(&tmp("empty"), Order::ByPath).is_err());
     }
@@ -383,11 +469,16 @@ mod tests {
     #[test]
     fn watched_folder_picks_up_new_files_and_ends_when_idle() {
         let d = tmp("watch");
-        image::GrayImage::from_pixel(5, 4, image::Luma([7])).save(d.join("a.png")).unwrap();
-        let mut w = WatchedFolder::new(&d, Duration::from_millis(5), Some(Duration::from_secs(2))).unwrap();
+        image::GrayImage::from_pixel(5, 4, image::Luma([7]))
+            .save(d.join("a.png"))
+            .unwrap();
+        let mut w =
+            WatchedFolder::new(&d, Duration::from_millis(5), Some(Duration::from_secs(2))).unwrap();
         let a = w.next_frame().unwrap().unwrap();
         assert_eq!((a.width, a.height, a.gray[0]), (5, 4, 7));
-        image::GrayImage::from_pixel(3, 3, image::Luma([9])).save(d.join("b.png")).unwrap();
+        image::GrayImage::from_pixel(3, 3, image::Luma([9]))
+            .save(d.join("b.png"))
+            .unwrap();
         let b = w.next_frame().unwrap().unwrap();
         assert!(b.id.ends_with("b.png"));
         assert!(w.next_frame().is_none());

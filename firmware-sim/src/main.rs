@@ -126,14 +126,20 @@ struct RunArgs {
 }
 
 fn default_model_path() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/seaclr-s.seaclr"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../models/seaclr-s.seaclr"
+    ))
 }
 
 /// The blob to install: `--model`, `--random-model`, or the committed default.
 fn model_bytes(args: &ModelArgs, calibration: &[Vec<u8>]) -> Result<Vec<u8>> {
     if args.random_model {
-        eprintln!("note: installing a RANDOM-WEIGHTS model (--random-model): classification relies on untrained features");
-        return seaclr_firmware_sim::dev_model::random_blob(0x5EAC1, 64, calibration).map_err(|e| anyhow::anyhow!("{e}"));
+        eprintln!(
+            "note: installing a RANDOM-WEIGHTS model (--random-model): classification relies on untrained features"
+        );
+        return seaclr_firmware_sim::dev_model::random_blob(0x5EAC1, 64, calibration)
+            .map_err(|e| anyhow::anyhow!("{e}"));
     }
     let path = args.model.clone().unwrap_or_else(default_model_path);
     std::fs::read(&path).with_context(|| {
@@ -152,7 +158,11 @@ fn flash_cmd(args: FlashArgs) -> Result<()> {
         FlashFile::create(&args.out, Layout::default())?
     };
     flash.install_model(&blob)?;
-    println!("{}: model installed ({} bytes); label store region untouched", args.out.display(), blob.len());
+    println!(
+        "{}: model installed ({} bytes); label store region untouched",
+        args.out.display(),
+        blob.len()
+    );
     Ok(())
 }
 
@@ -171,14 +181,17 @@ fn demo_data() -> Result<PathBuf> {
         "no --data given: downloading the FlowCam demo images of the PyPI package planktonclas 0.2.4 (Apache-2.0) once into {}",
         cache.display()
     );
-    std::fs::create_dir_all(&cache).with_context(|| format!("{}: cannot create cache folder", cache.display()))?;
+    std::fs::create_dir_all(&cache)
+        .with_context(|| format!("{}: cannot create cache folder", cache.display()))?;
     let status = std::process::Command::new("pip")
         .args(["download", "planktonclas==0.2.4", "--no-deps", "-d"])
         .arg(&cache)
         .status()
         .context("cannot run `pip download` (is pip installed?); pass --data DIR instead")?;
     if !status.success() {
-        bail!("`pip download planktonclas==0.2.4 --no-deps` failed ({status}); pass --data DIR instead");
+        bail!(
+            "`pip download planktonclas==0.2.4 --no-deps` failed ({status}); pass --data DIR instead"
+        );
     }
     let wheel = std::fs::read_dir(&cache)?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -201,13 +214,18 @@ fn demo_data() -> Result<PathBuf> {
 /// The folder inside the unpacked wheel whose subfolders hold the demo images.
 fn find_demo_images(cache: &Path) -> Result<PathBuf> {
     fn walk(dir: &Path, best: &mut Option<(usize, PathBuf)>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         let mut images = 0;
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {
                 walk(&p, best);
-            } else if p.extension().is_some_and(|x| x.eq_ignore_ascii_case("jpg") || x.eq_ignore_ascii_case("png")) {
+            } else if p
+                .extension()
+                .is_some_and(|x| x.eq_ignore_ascii_case("jpg") || x.eq_ignore_ascii_case("png"))
+            {
                 images += 1;
             }
         }
@@ -222,23 +240,41 @@ fn find_demo_images(cache: &Path) -> Result<PathBuf> {
     }
     let mut best = None;
     walk(&cache.join("wheel"), &mut best);
-    best.map(|(_, p)| p).with_context(|| format!("{}: the planktonclas wheel holds no demo images", cache.display()))
+    best.map(|(_, p)| p).with_context(|| {
+        format!(
+            "{}: the planktonclas wheel holds no demo images",
+            cache.display()
+        )
+    })
 }
 
 fn open_source(args: &RunArgs, data: &Path) -> Result<Box<dyn FrameSource>> {
     if args.watch {
         let idle = Duration::from_secs_f64(args.idle_s.max(0.1));
-        return Ok(Box::new(WatchedFolder::new(data, Duration::from_millis(200), Some(idle))?));
+        return Ok(Box::new(WatchedFolder::new(
+            data,
+            Duration::from_millis(200),
+            Some(idle),
+        )?));
     }
-    let is_ifcb = ["adc", "roi", "hdr"].iter().any(|e| data.extension().is_some_and(|x| x == *e))
+    let is_ifcb = ["adc", "roi", "hdr"]
+        .iter()
+        .any(|e| data.extension().is_some_and(|x| x == *e))
         || (!data.exists() && data.with_extension("adc").exists());
     if is_ifcb {
         return Ok(Box::new(IfcbSource::open(data)?));
     }
     if !data.is_dir() {
-        bail!("{}: not a folder, IFCB bin or existing path", data.display());
+        bail!(
+            "{}: not a folder, IFCB bin or existing path",
+            data.display()
+        );
     }
-    let order = if args.order == OrderArg::Path { Order::ByPath } else { Order::Interleaved };
+    let order = if args.order == OrderArg::Path {
+        Order::ByPath
+    } else {
+        Order::Interleaved
+    };
     Ok(Box::new(FolderSource::new(data, order)?))
 }
 
@@ -246,7 +282,13 @@ fn open_source(args: &RunArgs, data: &Path) -> Result<Box<dyn FrameSource>> {
 fn class_token(name: &str) -> String {
     let t: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(console::MAX_CLASS_NAME)
         .collect();
     if t.is_empty() { "class".into() } else { t }
@@ -278,8 +320,12 @@ fn run(args: RunArgs) -> Result<u8> {
         Some(d) => d.clone(),
         None => demo_data()?,
     };
-    std::fs::create_dir_all(&args.out).with_context(|| format!("{}: cannot create output folder", args.out.display()))?;
-    let flash_path = args.flash.clone().unwrap_or_else(|| args.out.join("flash.img"));
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("{}: cannot create output folder", args.out.display()))?;
+    let flash_path = args
+        .flash
+        .clone()
+        .unwrap_or_else(|| args.out.join("flash.img"));
     let power = match (args.cut_after_writes, args.random_cut) {
         (Some(n), _) => PowerSupply::cut_after(n),
         (None, Some(seed)) => PowerSupply::random_cut(seed, 200),
@@ -293,9 +339,16 @@ fn run(args: RunArgs) -> Result<u8> {
             while calibration.len() < 64 {
                 match src.next_frame() {
                     Some(Ok(f)) => {
-                        let (w, h, g) = seaclr_firmware_sim::app::bin_to_fit(f.width as usize, f.height as usize, f.gray, args.max_roi);
+                        let (w, h, g) = seaclr_firmware_sim::app::bin_to_fit(
+                            f.width as usize,
+                            f.height as usize,
+                            f.gray,
+                            args.max_roi,
+                        );
                         let mut out = vec![0u8; 64 * 64];
-                        if seaclr_shared::preprocess::preprocess_gray(&g, w, h, 64, &mut out).is_ok() {
+                        if seaclr_shared::preprocess::preprocess_gray(&g, w, h, 64, &mut out)
+                            .is_ok()
+                        {
                             calibration.push(out);
                         }
                     }
@@ -328,7 +381,9 @@ fn run(args: RunArgs) -> Result<u8> {
     let mut buoy = match Buoy::boot(config, flash.clone(), &EdgeEncoder::factory(), memory) {
         Ok(b) => b,
         Err(e) if flash.power_cut() => {
-            println!("POWER CUT during boot ({e}); reboot with the same --flash to see what survived");
+            println!(
+                "POWER CUT during boot ({e}); reboot with the same --flash to see what survived"
+            );
             return Ok(3);
         }
         Err(e) => return Err(e.into()),
@@ -336,7 +391,11 @@ fn run(args: RunArgs) -> Result<u8> {
     println!("boot: flash image {}", flash_path.display());
     match buoy.model_problem() {
         Some(why) => println!("boot: {why}"),
-        None => println!("boot: model ok; {} classes, {} labelled examples in the store", buoy.class_names().iter().flatten().count(), buoy.labelled_examples()),
+        None => println!(
+            "boot: model ok; {} classes, {} labelled examples in the store",
+            buoy.class_names().iter().flatten().count(),
+            buoy.labelled_examples()
+        ),
     }
     for line in buoy.resource_report() {
         println!("boot: {line}");
@@ -346,8 +405,11 @@ fn run(args: RunArgs) -> Result<u8> {
         "none" => None,
         "stdin" => Some(console::spawn_stdin()),
         tcp if tcp.starts_with("tcp:") => {
-            let port: u16 = tcp[4..].parse().with_context(|| format!("bad console port in '{tcp}'"))?;
-            let (rx, bound) = console::spawn_tcp(port).with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
+            let port: u16 = tcp[4..]
+                .parse()
+                .with_context(|| format!("bad console port in '{tcp}'"))?;
+            let (rx, bound) = console::spawn_tcp(port)
+                .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
             println!("console: listening on 127.0.0.1:{bound}");
             Some(rx)
         }
@@ -355,12 +417,18 @@ fn run(args: RunArgs) -> Result<u8> {
     };
     let mut script: BTreeMap<u64, Vec<String>> = BTreeMap::new();
     if let Some(p) = &args.script {
-        let text = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read console script", p.display()))?;
+        let text = std::fs::read_to_string(p)
+            .with_context(|| format!("{}: cannot read console script", p.display()))?;
         for line in text.lines() {
             let (at, cmd) = match line.trim().strip_prefix('@') {
                 Some(rest) => {
                     let (n, cmd) = rest.split_once(' ').unwrap_or((rest, ""));
-                    (n.parse::<u64>().with_context(|| format!("{}: bad frame number in '{line}'", p.display()))?, cmd.to_string())
+                    (
+                        n.parse::<u64>().with_context(|| {
+                            format!("{}: bad frame number in '{line}'", p.display())
+                        })?,
+                        cmd.to_string(),
+                    )
                 }
                 None => (0, line.to_string()),
             };
@@ -410,12 +478,19 @@ fn run(args: RunArgs) -> Result<u8> {
         println!("{}", result.log);
         if let Some(report) = closed {
             let hex: String = report.bytes.iter().map(|b| format!("{b:02x}")).collect();
-            println!("telemetry #{} ({} bytes): {hex}", report.message.sequence, report.bytes.len());
+            println!(
+                "telemetry #{} ({} bytes): {hex}",
+                report.message.sequence,
+                report.bytes.len()
+            );
             telemetry_log.push(hex);
         }
         let number = result.number;
         // The simulated operator: label the first N frames of each class.
-        if let (Some(t), true) = (&truth, args.auto_label > 0 && result.classification.is_some()) {
+        if let (Some(t), true) = (
+            &truth,
+            args.auto_label > 0 && result.classification.is_some(),
+        ) {
             let name = class_token(t);
             let done = per_class_labels.entry(name.clone()).or_insert(0);
             if *done < args.auto_label {
@@ -457,21 +532,36 @@ fn run(args: RunArgs) -> Result<u8> {
     let hex: String = last.bytes.iter().map(|b| format!("{b:02x}")).collect();
     telemetry_log.push(hex);
     let tele_path = args.out.join("telemetry.hex");
-    std::fs::write(&tele_path, telemetry_log.join("\n") + "\n").with_context(|| format!("{}: cannot write", tele_path.display()))?;
+    std::fs::write(&tele_path, telemetry_log.join("\n") + "\n")
+        .with_context(|| format!("{}: cannot write", tele_path.display()))?;
     buoy.save_png();
 
     // Summary.
-    let classified: Vec<_> = results.iter().filter(|(r, _)| r.classification.is_some()).collect();
-    let unknown = classified.iter().filter(|(r, _)| r.classification.as_ref().is_some_and(|c| c.unknown)).count();
+    let classified: Vec<_> = results
+        .iter()
+        .filter(|(r, _)| r.classification.is_some())
+        .collect();
+    let unknown = classified
+        .iter()
+        .filter(|(r, _)| r.classification.as_ref().is_some_and(|c| c.unknown))
+        .count();
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     for (r, _) in &classified {
         if r.classification.as_ref().is_some_and(|c| !c.unknown) {
-            *counts.entry(r.class_name.clone().unwrap_or_default()).or_default() += 1;
+            *counts
+                .entry(r.class_name.clone().unwrap_or_default())
+                .or_default() += 1;
         }
     }
     println!();
     println!("== summary ==");
-    println!("frames: {} ({} classified, {} unknown) in {:.1} s", results.len(), classified.len(), unknown, started.elapsed().as_secs_f64());
+    println!(
+        "frames: {} ({} classified, {} unknown) in {:.1} s",
+        results.len(),
+        classified.len(),
+        unknown,
+        started.elapsed().as_secs_f64()
+    );
     if let Some(why) = buoy.model_problem() {
         println!("classification was OFF: {why}");
     }
@@ -479,7 +569,10 @@ fn run(args: RunArgs) -> Result<u8> {
         println!("  {name:<24} {n}");
     }
     let score = |from: u64, to: u64| -> Tally {
-        let mut t = Tally { total: 0, correct: 0 };
+        let mut t = Tally {
+            total: 0,
+            correct: 0,
+        };
         for (r, truth) in &results {
             if r.number > from && r.number <= to {
                 if let (Some(truth), Some(c)) = (truth, &r.classification) {
@@ -515,11 +608,27 @@ fn run(args: RunArgs) -> Result<u8> {
             );
         }
     }
-    println!("labelled examples in the flash store: {}", buoy.labelled_examples());
+    println!(
+        "labelled examples in the flash store: {}",
+        buoy.labelled_examples()
+    );
     for line in buoy.resource_report() {
         println!("{line}");
     }
-    println!("telemetry: {} message(s), last {} bytes -> {} (decode: seaclr telemetry decode FILE|HEX)", telemetry_log.len(), last.bytes.len(), tele_path.display());
-    println!("screens: {} PNGs in {}, last {}", buoy.pngs().len(), args.out.display(), buoy.pngs().last().map(|p| p.display().to_string()).unwrap_or_default());
+    println!(
+        "telemetry: {} message(s), last {} bytes -> {} (decode: seaclr telemetry decode FILE|HEX)",
+        telemetry_log.len(),
+        last.bytes.len(),
+        tele_path.display()
+    );
+    println!(
+        "screens: {} PNGs in {}, last {}",
+        buoy.pngs().len(),
+        args.out.display(),
+        buoy.pngs()
+            .last()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    );
     Ok(0)
 }

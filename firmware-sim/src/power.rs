@@ -36,7 +36,10 @@ impl PowerSupply {
     /// Power that fails during write number `n + 1`: `n` writes complete
     /// (erases before it complete too).
     pub fn cut_after(n: u64) -> Self {
-        Self { cut_after: Some(n), ..Self::default() }
+        Self {
+            cut_after: Some(n),
+            ..Self::default()
+        }
     }
 
     /// Power that fails at an operation (write or erase) drawn from `seed`,
@@ -49,7 +52,11 @@ impl PowerSupply {
             x ^= x >> 7;
             x ^= x << 17;
         }
-        Self { cut_after: Some(x % max_operations.max(1)), count_erases: true, ..Self::default() }
+        Self {
+            cut_after: Some(x % max_operations.max(1)),
+            count_erases: true,
+            ..Self::default()
+        }
     }
 
     /// Called before each flash operation: `true` if it may run to completion,
@@ -95,7 +102,11 @@ mod tests {
     #[test]
     fn cut_after_n_lets_exactly_n_complete_then_stays_off() {
         let mut p = PowerSupply::cut_after(3);
-        assert!(p.begin_operation(Operation::Write) && p.begin_operation(Operation::Write) && p.begin_operation(Operation::Write));
+        assert!(
+            p.begin_operation(Operation::Write)
+                && p.begin_operation(Operation::Write)
+                && p.begin_operation(Operation::Write)
+        );
         assert!(!p.begin_operation(Operation::Write));
         assert!(p.is_cut());
         assert!(!p.begin_operation(Operation::Write));

@@ -103,7 +103,9 @@ pub fn plan_ram(i: RamInputs) -> RamPlan {
         arena: i.arena,
         // Each example: int8 embedding + u16 class + u32 record id.
         knn: i.max_examples * (i.embedding_dim + 2 + 4),
-        frame_buffers: i.max_roi_side * i.max_roi_side + i.input_size * i.input_size + i.embedding_dim,
+        frame_buffers: i.max_roi_side * i.max_roi_side
+            + i.input_size * i.input_size
+            + i.embedding_dim,
         // Each recent frame: embedding + u64 frame number.
         recent_frames: i.recent_frames * (i.embedding_dim + 8),
         stack: STACK_ESTIMATE,
@@ -137,19 +139,34 @@ mod tests {
         let p = plan_ram(inputs());
         assert_eq!(p.knn, 512 * 70);
         assert_eq!(p.frame_buffers, 512 * 512 + 64 * 64 + 64);
-        assert_eq!(p.total(), p.arena + p.knn + p.frame_buffers + p.recent_frames + p.stack);
+        assert_eq!(
+            p.total(),
+            p.arena + p.knn + p.frame_buffers + p.recent_frames + p.stack
+        );
         assert!(p.check().is_ok(), "{p}");
     }
 
     #[test]
     fn over_budget_is_refused_with_a_breakdown() {
-        let p = plan_ram(RamInputs { arena: 300_000, ..inputs() });
+        let p = plan_ram(RamInputs {
+            arena: 300_000,
+            ..inputs()
+        });
         let e = p.check().unwrap_err();
-        assert!(e.contains("RAM budget exceeded") && e.contains("arena 293.0 KiB"), "{e}");
+        assert!(
+            e.contains("RAM budget exceeded") && e.contains("arena 293.0 KiB"),
+            "{e}"
+        );
         // Exactly at the budget is fine, one byte over is not.
-        let exact = RamPlan { budget: p.total(), ..p.clone() };
+        let exact = RamPlan {
+            budget: p.total(),
+            ..p.clone()
+        };
         assert!(exact.check().is_ok());
-        let over = RamPlan { budget: p.total() - 1, ..p };
+        let over = RamPlan {
+            budget: p.total() - 1,
+            ..p
+        };
         assert!(over.check().is_err());
     }
 

@@ -5,12 +5,15 @@
 use seaclr_firmware_sim::app::{Buoy, Config};
 use seaclr_firmware_sim::edge_adapters::{EdgeEncoder, EdgeMemory};
 use seaclr_firmware_sim::flash_file::{FlashFile, Layout, RegionKind};
-use seaclr_firmware_sim::frames::{Frame, FolderSource, FrameSource, Order};
+use seaclr_firmware_sim::frames::{FolderSource, Frame, FrameSource, Order};
 use seaclr_firmware_sim::power::PowerSupply;
 use std::path::{Path, PathBuf};
 
 fn data() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/flowcam-demo"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/flowcam-demo"
+    ))
 }
 
 fn frames(n: usize) -> Vec<Frame> {
@@ -21,7 +24,13 @@ fn frames(n: usize) -> Vec<Frame> {
 fn boot(path: &Path, power: PowerSupply) -> (FlashFile, Result<Buoy, String>) {
     let flash = FlashFile::open(path, power).unwrap();
     let memory = Box::new(EdgeMemory::new(flash.region(RegionKind::Store)));
-    let buoy = Buoy::boot(Config::default(), flash.clone(), &EdgeEncoder::factory(), memory).map_err(|e| e.0);
+    let buoy = Buoy::boot(
+        Config::default(),
+        flash.clone(),
+        &EdgeEncoder::factory(),
+        memory,
+    )
+    .map_err(|e| e.0);
     (flash, buoy)
 }
 
@@ -36,8 +45,14 @@ fn every_acknowledged_label_survives_random_power_cuts() {
     for seed in 0..24u64 {
         let path = dir.join(format!("seed{seed}.img"));
         // A small store region (2 x 8 KiB halves) so compactions happen too.
-        let layout = Layout { model_capacity: 64 * 1024, store_capacity: 16 * 1024 };
-        FlashFile::create(&path, layout).unwrap().install_model(&blob).unwrap();
+        let layout = Layout {
+            model_capacity: 64 * 1024,
+            store_capacity: 16 * 1024,
+        };
+        FlashFile::create(&path, layout)
+            .unwrap()
+            .install_model(&blob)
+            .unwrap();
         // Power fails somewhere among the first 60 flash operations (format included).
         let (flash, buoy) = boot(&path, PowerSupply::random_cut(seed, 60));
         let mut acked: Vec<usize> = Vec::new(); // per class index
@@ -66,7 +81,10 @@ fn every_acknowledged_label_survives_random_power_cuts() {
                             acked[names.iter().position(|n| *n == class).unwrap()] += 1;
                         }
                         if flash.power_cut() {
-                            assert!(reply[0].starts_with("error:"), "cut write acknowledged: {reply:?}");
+                            assert!(
+                                reply[0].starts_with("error:"),
+                                "cut write acknowledged: {reply:?}"
+                            );
                             break 'session;
                         }
                     }
@@ -82,8 +100,16 @@ fn every_acknowledged_label_survives_random_power_cuts() {
         assert_eq!(classes, names, "seed {seed}: classes after reboot");
         let mut per_class = rebooted.examples_per_class();
         per_class.resize(acked.len(), 0);
-        assert_eq!(per_class, acked, "seed {seed}: examples per class after reboot");
+        assert_eq!(
+            per_class, acked,
+            "seed {seed}: examples per class after reboot"
+        );
     }
-    assert!(cuts_in_session >= 10, "only {cuts_in_session} cuts hit the labelling session");
-    eprintln!("power cuts: {cuts_in_boot} during boot/format, {cuts_in_session} during labelling; all acknowledged labels intact");
+    assert!(
+        cuts_in_session >= 10,
+        "only {cuts_in_session} cuts hit the labelling session"
+    );
+    eprintln!(
+        "power cuts: {cuts_in_boot} during boot/format, {cuts_in_session} during labelling; all acknowledged labels intact"
+    );
 }

@@ -321,7 +321,37 @@ pub mod host {
     }
 
     /// Decodes `arg` (file or hex) and describes it: the `seaclr telemetry decode` command.
+    /// A text file with one hex message per line (the buoy simulator's
+    /// `telemetry.hex`) gives one description per message.
     pub fn decode_to_text(arg: &str, class_names: &[String]) -> Result<String, String> {
+        let path = std::path::Path::new(arg);
+        if path.is_file() {
+            let bytes =
+                std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+            if let Ok(text) = core::str::from_utf8(&bytes) {
+                let lines: Vec<&str> = text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                if lines.len() > 1 {
+                    let mut out = String::new();
+                    for (i, line) in lines.iter().enumerate() {
+                        let msg_bytes = parse_hex(line)
+                            .map_err(|e| format!("{}: line {}: {e}", path.display(), i + 1))?;
+                        let msg = Telemetry::decode(&msg_bytes).map_err(|e| {
+                            format!(
+                                "{}: line {}: not valid telemetry: {e}",
+                                path.display(),
+                                i + 1
+                            )
+                        })?;
+                        out.push_str(&describe(&msg, msg_bytes.len(), class_names));
+                    }
+                    return Ok(out);
+                }
+            }
+        }
         let bytes = load(arg)?;
         let msg =
             Telemetry::decode(&bytes).map_err(|e| format!("{arg}: not valid telemetry: {e}"))?;
@@ -440,6 +470,15 @@ mod tests {
         assert!(text.contains("copepod"), "{text}");
         assert!(text.contains("unknown: 5"), "{text}");
         assert!(host::decode_to_text("zz", &[]).is_err());
+        // A file of hex lines: one description per message; a bad line names its number.
+        let p =
+            std::env::temp_dir().join(std::format!("seaclr-telemetry-{}.hex", std::process::id()));
+        std::fs::write(&p, std::format!("{hex}\n{hex}\n")).unwrap();
+        let text = host::decode_to_text(p.to_str().unwrap(), &[]).unwrap();
+        assert_eq!(text.matches("telemetry v1").count(), 2, "{text}");
+        std::fs::write(&p, std::format!("{hex}\n00ff\n")).unwrap();
+        let err = host::decode_to_text(p.to_str().unwrap(), &[]).unwrap_err();
+        assert!(err.contains("line 2"), "{err}");
         assert!(host::decode_to_text("c100", &[]).is_err());
     }
 }

@@ -15,12 +15,32 @@ enum Command {
     /// Inspect, preview and split image data (folders, IFCB bins, manifests).
     #[command(subcommand)]
     Data(seaclr_trainer::data::cli::DataCommand),
+    /// Decode buoy telemetry (postcard + CRC, one Iridium SBD message each).
+    #[command(subcommand)]
+    Telemetry(TelemetryCommand),
+}
+
+#[derive(Subcommand)]
+enum TelemetryCommand {
+    /// Decode a message: a file (raw bytes or hex lines) or hex on the command line.
+    Decode {
+        /// File or hex text.
+        message: String,
+        /// Class names by index, comma separated.
+        #[arg(long, value_delimiter = ',')]
+        classes: Vec<String>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Data(cmd) => seaclr_trainer::data::cli::run(cmd),
+        Command::Telemetry(TelemetryCommand::Decode { message, classes }) => {
+            seaclr_shared::telemetry::host::decode_to_text(&message, &classes)
+                .map(|text| print!("{text}"))
+                .map_err(anyhow::Error::msg)
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
