@@ -848,7 +848,7 @@ mod tests {
     }
 
     impl NearestMemory {
-        fn new(log: Rc<RefCell<Log>>) -> Box<dyn LabelMemory> {
+        fn boxed(log: Rc<RefCell<Log>>) -> Box<dyn LabelMemory> {
             Box::new(Self {
                 log,
                 classes: Vec::new(),
@@ -1026,7 +1026,7 @@ mod tests {
             Config::default(),
             f.clone(),
             &factory(),
-            NearestMemory::new(log.clone()),
+            NearestMemory::boxed(log.clone()),
         )
         .unwrap()
     }
@@ -1073,7 +1073,7 @@ mod tests {
             ram_budget: 64 * 1024,
             ..Config::default()
         };
-        let err = Buoy::boot(cfg, f, &factory(), NearestMemory::new(Rc::default()))
+        let err = Buoy::boot(cfg, f, &factory(), NearestMemory::boxed(Rc::default()))
             .err()
             .unwrap();
         assert!(err.0.contains("RAM budget exceeded"), "{err}");
@@ -1172,7 +1172,7 @@ mod tests {
             window_s: 10,
             ..Config::default()
         };
-        let mut b = Buoy::boot(cfg, f, &factory(), NearestMemory::new(log)).unwrap();
+        let mut b = Buoy::boot(cfg, f, &factory(), NearestMemory::boxed(log)).unwrap();
         b.process(frame(0, 0));
         b.handle_line("addclass horizontal");
         b.handle_line("addclass vertical");

@@ -161,7 +161,7 @@ mod tests {
             .collect();
         let ring: Vec<u8> = (0..64 * 64)
             .map(|i| {
-                let (x, y) = ((i % 64) as i32 - 32, (i / 64) as i32 - 32);
+                let (x, y) = (i % 64 - 32, i / 64 - 32);
                 if (200..400).contains(&(x * x + y * y)) {
                     60
                 } else {

@@ -79,8 +79,8 @@ impl Layout {
         let e = ERASE_SIZE as u32;
         if self.model_capacity == 0
             || self.store_capacity == 0
-            || self.model_capacity % e != 0
-            || self.store_capacity % e != 0
+            || !self.model_capacity.is_multiple_of(e)
+            || !self.store_capacity.is_multiple_of(e)
         {
             return Err(FlashFileError::BadLayout(format!(
                 "region sizes must be non-zero multiples of {ERASE_SIZE} bytes (model {}, store {})",
@@ -331,8 +331,8 @@ impl Inner {
             // and the word in flight only partly (its low bits are still 1).
             let words = bytes.len() / WRITE_SIZE;
             let done = words / 2 * WRITE_SIZE;
-            for i in 0..done {
-                self.data[abs + i] &= bytes[i];
+            for (dst, &b) in self.data[abs..abs + done].iter_mut().zip(bytes) {
+                *dst &= b;
             }
             if done < bytes.len() {
                 self.data[abs + done] &= bytes[done] | 0x0F;
@@ -567,7 +567,7 @@ impl NorFlash for FlashRegion {
         if from > to || to > self.len {
             return Err(FlashError::OutOfBounds);
         }
-        if from % ERASE_SIZE != 0 || to % ERASE_SIZE != 0 {
+        if !from.is_multiple_of(ERASE_SIZE) || !to.is_multiple_of(ERASE_SIZE) {
             return Err(FlashError::NotAligned);
         }
         self.flash
@@ -581,7 +581,7 @@ impl NorFlash for FlashRegion {
         if o.checked_add(bytes.len()).is_none_or(|end| end > self.len) {
             return Err(FlashError::OutOfBounds);
         }
-        if o % WRITE_SIZE != 0 || bytes.len() % WRITE_SIZE != 0 {
+        if !o.is_multiple_of(WRITE_SIZE) || !bytes.len().is_multiple_of(WRITE_SIZE) {
             return Err(FlashError::NotAligned);
         }
         if bytes.is_empty() {

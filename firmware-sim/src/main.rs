@@ -574,12 +574,12 @@ fn run(args: RunArgs) -> Result<u8> {
             correct: 0,
         };
         for (r, truth) in &results {
-            if r.number > from && r.number <= to {
-                if let (Some(truth), Some(c)) = (truth, &r.classification) {
-                    t.total += 1;
-                    if !c.unknown && r.class_name.as_deref() == Some(truth.as_str()) {
-                        t.correct += 1;
-                    }
+            if let (true, Some(truth), Some(c)) =
+                (r.number > from && r.number <= to, truth, &r.classification)
+            {
+                t.total += 1;
+                if !c.unknown && r.class_name.as_deref() == Some(truth.as_str()) {
+                    t.correct += 1;
                 }
             }
         }

@@ -248,7 +248,7 @@ pub mod host {
             .bytes()
             .filter(|b| !b.is_ascii_whitespace() && *b != b':' && *b != b'-')
             .collect();
-        if digits.len() % 2 != 0 {
+        if !digits.len().is_multiple_of(2) {
             return Err(format!(
                 "hex text has an odd number of digits ({})",
                 digits.len()
