@@ -211,41 +211,18 @@ fn demo_data() -> Result<PathBuf> {
     find_demo_images(&cache)
 }
 
-/// The folder inside the unpacked wheel whose subfolders hold the demo images.
+/// The folder inside the unpacked wheel whose class subfolders hold the demo images.
 fn find_demo_images(cache: &Path) -> Result<PathBuf> {
-    fn walk(dir: &Path, best: &mut Option<(usize, PathBuf)>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        let mut images = 0;
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p, best);
-            } else if p
-                .extension()
-                .is_some_and(|x| x.eq_ignore_ascii_case("jpg") || x.eq_ignore_ascii_case("png"))
-            {
-                images += 1;
-            }
-        }
-        if images > 0 {
-            let parent = dir.parent().unwrap_or(dir).to_path_buf();
-            match best {
-                Some((n, p)) if *p == parent => *n += images,
-                Some((n, _)) if *n >= images => {}
-                _ => *best = Some((images, parent)),
-            }
-        }
-    }
-    let mut best = None;
-    walk(&cache.join("wheel"), &mut best);
-    best.map(|(_, p)| p).with_context(|| {
-        format!(
-            "{}: the planktonclas wheel holds no demo images",
+    let dir = cache.join("wheel/planktonclas/resources/demo-images");
+    if dir.is_dir() {
+        Ok(dir)
+    } else {
+        bail!(
+            "{}: not found in the unpacked planktonclas wheel (delete {} to download again)",
+            dir.display(),
             cache.display()
         )
-    })
+    }
 }
 
 fn open_source(args: &RunArgs, data: &Path) -> Result<Box<dyn FrameSource>> {
