@@ -38,7 +38,7 @@ pub trait Encoder {
     /// Multiply-accumulates per image, when the model states it.
     fn macs_per_image(&self) -> Option<u64>;
     /// Identifies the model (e.g. the blob payload CRC-32).
-    fn model_version(&self) -> u32;
+    fn model_id(&self) -> u32;
     /// Encodes one preprocessed image.
     fn encode(&mut self, image: &[u8], out: &mut [i8]) -> Result<(), String>;
 }
@@ -501,7 +501,7 @@ impl Buoy {
             None => None,
         };
         let c = r.classification.clone();
-        let model_version = self.encoder.as_ref().ok().map(|e| e.model_version());
+        let model_id = self.encoder.as_ref().ok().map(|e| e.model_id());
         let screen = Screen {
             frame_number: r.number,
             frame_id: &r.id,
@@ -517,7 +517,7 @@ impl Buoy {
             } else {
                 self.fps_measured
             },
-            model_version,
+            model_id,
             labelled: self.memory.examples(),
             threshold: self.memory.threshold(),
             alert: self.encoder.as_ref().err().map(String::as_str),
@@ -555,7 +555,7 @@ impl Buoy {
             sequence: self.telemetry_sequence,
             interval_start_s: (self.window_index * self.config.window_s as u64) as u32,
             interval_len_s: self.config.window_s,
-            model_version: self.encoder.as_ref().map_or(0, |e| e.model_version()),
+            model_id: self.encoder.as_ref().map_or(0, |e| e.model_id()),
             frames: self.window_frames,
             unknown: self.window_unknown,
             counts: ClassCounts::from_slice(&counts)
@@ -709,7 +709,7 @@ impl Buoy {
         match &self.encoder {
             Ok(e) => out.push(format!(
                 "ok model {:08x} input {}x{} embedding {} arena {}",
-                e.model_version(),
+                e.model_id(),
                 e.input_size(),
                 e.input_size(),
                 e.embedding_dim(),
@@ -812,7 +812,7 @@ mod tests {
         fn macs_per_image(&self) -> Option<u64> {
             Some(256)
         }
-        fn model_version(&self) -> u32 {
+        fn model_id(&self) -> u32 {
             7
         }
         fn encode(&mut self, image: &[u8], out: &mut [i8]) -> Result<(), String> {

@@ -227,7 +227,7 @@ pub struct Screen<'a> {
     /// Frames per second.
     pub fps: f32,
     /// Model id (the blob payload CRC-32), or `None` when no model is usable.
-    pub model_version: Option<u32>,
+    pub model_id: Option<u32>,
     /// Labelled examples in the store.
     pub labelled: usize,
     /// Unknown threshold.
@@ -326,7 +326,7 @@ pub fn draw_screen<D: DrawTarget<Color = Rgb565>>(
         .into_styled(PrimitiveStyle::with_fill(Rgb565::new(4, 8, 4)))
         .draw(target)?;
     let model = s
-        .model_version
+        .model_id
         .map_or_else(|| "NO MODEL".to_string(), |v| format!("model {v:08x}"));
     let threshold = if s.threshold <= -1.0 {
         "off".to_string()
@@ -409,7 +409,7 @@ mod tests {
             histogram: hist,
             highlight: Some(0),
             fps: 2.0,
-            model_version: Some(1),
+            model_id: Some(1),
             labelled: 3,
             threshold: 0.5,
             alert,

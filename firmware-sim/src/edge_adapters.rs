@@ -55,7 +55,7 @@ impl Encoder for EdgeEncoder {
     fn macs_per_image(&self) -> Option<u64> {
         Some(self.engine.macs() as u64)
     }
-    fn model_version(&self) -> u32 {
+    fn model_id(&self) -> u32 {
         self.engine.header().payload_crc32
     }
     /// Encodes and centres on the output zero point, so the kNN head's

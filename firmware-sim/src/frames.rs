@@ -12,7 +12,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One camera frame (a single ROI), gray.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -297,24 +297,25 @@ impl FrameSource for IfcbSource {
     }
 }
 
-/// A folder polled for new image files; ends after `idle_timeout` without one.
+/// A folder polled for new image files; ends after `idle_polls` polls in a
+/// row found nothing new.
 pub struct WatchedFolder {
     root: PathBuf,
     seen: BTreeSet<PathBuf>,
     /// Candidates with their size at the previous poll (taken once stable).
     pending: Vec<(PathBuf, u64)>,
+    /// Stable files not yet streamed, in path order.
+    ready: std::collections::VecDeque<PathBuf>,
     poll: Duration,
-    idle_timeout: Option<Duration>,
-    last_new: Instant,
+    idle_polls: Option<u32>,
+    idle: u32,
 }
 
 impl WatchedFolder {
-    /// Watches `root` (which must exist); files present at start are streamed too.
-    pub fn new(
-        root: &Path,
-        poll: Duration,
-        idle_timeout: Option<Duration>,
-    ) -> anyhow::Result<Self> {
+    /// Watches `root` (which must exist), polling every `poll`; files present
+    /// at start are streamed too. `idle_polls`: end after that many polls in
+    /// a row without a new file (`None`: watch forever).
+    pub fn new(root: &Path, poll: Duration, idle_polls: Option<u32>) -> anyhow::Result<Self> {
         if !root.is_dir() {
             anyhow::bail!("{}: not a folder to watch", root.display());
         }
@@ -322,47 +323,51 @@ impl WatchedFolder {
             root: root.to_path_buf(),
             seen: BTreeSet::new(),
             pending: Vec::new(),
+            ready: Default::default(),
             poll,
-            idle_timeout,
-            last_new: Instant::now(),
+            idle_polls,
+            idle: 0,
         })
     }
 
     /// One poll: files whose size did not change since the last poll (so a
-    /// half-written file is not read), in path order.
-    fn ready_files(&mut self) -> Vec<PathBuf> {
+    /// half-written file is not read) join the ready queue in path order.
+    fn poll_once(&mut self) {
         let mut now = Vec::new();
         let _ = list_images(&self.root, &mut now);
         now.retain(|p| !self.seen.contains(p));
         now.sort();
-        let mut ready = Vec::new();
         let mut next_pending = Vec::new();
         for p in now {
             let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
             let before = self.pending.iter().find(|(q, _)| *q == p).map(|(_, s)| *s);
             if before == Some(size) && size > 0 {
-                ready.push(p);
+                self.seen.insert(p.clone());
+                self.ready.push_back(p);
             } else {
                 next_pending.push((p, size));
             }
         }
         self.pending = next_pending;
-        ready
     }
 }
 
 impl FrameSource for WatchedFolder {
     fn next_frame(&mut self) -> Option<Result<Frame, FrameError>> {
         loop {
-            if let Some(path) = self.ready_files().into_iter().next() {
-                self.seen.insert(path.clone());
-                self.last_new = Instant::now();
+            if let Some(path) = self.ready.pop_front() {
+                self.idle = 0;
                 return Some(decode_image(&path, None));
             }
-            if self
-                .idle_timeout
-                .is_some_and(|t| self.last_new.elapsed() >= t)
-            {
+            self.poll_once();
+            if !self.ready.is_empty() {
+                continue;
+            }
+            // A poll that saw files still being written is not idle.
+            if self.pending.is_empty() {
+                self.idle += 1;
+            }
+            if self.idle_polls.is_some_and(|n| self.idle > n) {
                 return None;
             }
             std::thread::sleep(self.poll);
@@ -472,8 +477,7 @@ mod tests {
         image::GrayImage::from_pixel(5, 4, image::Luma([7]))
             .save(d.join("a.png"))
             .unwrap();
-        let mut w =
-            WatchedFolder::new(&d, Duration::from_millis(5), Some(Duration::from_secs(2))).unwrap();
+        let mut w = WatchedFolder::new(&d, Duration::from_millis(5), Some(3)).unwrap();
         let a = w.next_frame().unwrap().unwrap();
         assert_eq!((a.width, a.height, a.gray[0]), (5, 4, 7));
         image::GrayImage::from_pixel(3, 3, image::Luma([9]))

@@ -227,12 +227,9 @@ fn find_demo_images(cache: &Path) -> Result<PathBuf> {
 
 fn open_source(args: &RunArgs, data: &Path) -> Result<Box<dyn FrameSource>> {
     if args.watch {
-        let idle = Duration::from_secs_f64(args.idle_s.max(0.1));
-        return Ok(Box::new(WatchedFolder::new(
-            data,
-            Duration::from_millis(200),
-            Some(idle),
-        )?));
+        let poll = Duration::from_millis(200);
+        let idle_polls = (args.idle_s / poll.as_secs_f64()).ceil().max(1.0) as u32;
+        return Ok(Box::new(WatchedFolder::new(data, poll, Some(idle_polls))?));
     }
     let is_ifcb = ["adc", "roi", "hdr"]
         .iter()

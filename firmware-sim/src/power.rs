@@ -118,8 +118,14 @@ mod tests {
         let mut p = PowerSupply::cut_after(1);
         assert!(p.begin_operation(Operation::Erase) && p.begin_operation(Operation::Erase));
         assert!(p.begin_operation(Operation::Write));
-        assert!(p.begin_operation(Operation::Erase), "erases are not counted");
-        assert!(!p.begin_operation(Operation::Write), "the second write is cut");
+        assert!(
+            p.begin_operation(Operation::Erase),
+            "erases are not counted"
+        );
+        assert!(
+            !p.begin_operation(Operation::Write),
+            "the second write is cut"
+        );
         assert!(!p.begin_operation(Operation::Erase), "dead after the cut");
         let mut r = PowerSupply::random_cut(0, 1);
         assert!(!r.begin_operation(Operation::Erase));

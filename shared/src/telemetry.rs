@@ -170,8 +170,8 @@ pub struct Telemetry {
     pub interval_start_s: u32,
     /// Interval length in seconds.
     pub interval_len_s: u32,
-    /// Version of the model that classified (from the model blob).
-    pub model_version: u32,
+    /// Identifies the model that classified (the model blob's payload CRC-32).
+    pub model_id: u32,
     /// Frames classified in the interval (known + unknown).
     pub frames: u32,
     /// Frames whose best match was too far from every labelled example.
@@ -303,8 +303,8 @@ pub mod host {
         );
         let _ = writeln!(
             s,
-            "interval: start {} s, length {} s; model version {}",
-            msg.interval_start_s, msg.interval_len_s, msg.model_version
+            "interval: start {} s, length {} s; model {:08x}",
+            msg.interval_start_s, msg.interval_len_s, msg.model_id
         );
         let _ = writeln!(s, "frames: {}  unknown: {}", msg.frames, msg.unknown);
         for (i, c) in msg.counts.as_slice().iter().enumerate() {
@@ -370,7 +370,7 @@ mod tests {
             sequence: 42,
             interval_start_s: 1_790_000_000,
             interval_len_s: 3600,
-            model_version: 3,
+            model_id: 3,
             frames: counts.iter().sum::<u32>() + 5,
             unknown: 5,
             counts: ClassCounts::from_slice(counts).unwrap(),
@@ -394,7 +394,7 @@ mod tests {
             sequence: u32::MAX,
             interval_start_s: u32::MAX,
             interval_len_s: u32::MAX,
-            model_version: u32::MAX,
+            model_id: u32::MAX,
             frames: u32::MAX,
             unknown: u32::MAX,
             counts: ClassCounts::from_slice(&[u32::MAX; MAX_CLASSES]).unwrap(),
