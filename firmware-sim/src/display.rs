@@ -280,7 +280,7 @@ pub fn draw_screen<D: DrawTarget<Color = Rgb565>>(
     let x = 146;
     if let Some(alert) = s.alert {
         let red = MonoTextStyle::new(&FONT_6X10, Rgb565::RED);
-        for (i, line) in alert.as_bytes().chunks(27).take(6).enumerate() {
+        for (i, line) in alert.as_bytes().chunks(27).take(5).enumerate() {
             let line = String::from_utf8_lossy(line);
             Text::with_baseline(&line, Point::new(x, 22 + 12 * i as i32), red, Baseline::Top)
                 .draw(target)?;

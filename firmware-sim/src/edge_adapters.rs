@@ -22,7 +22,7 @@ impl EdgeEncoder {
     /// on the device (the engine borrows its weights in place).
     pub fn new(blob: Vec<u8>) -> Result<Self, String> {
         let blob: &'static [u8] = Box::leak(blob.into_boxed_slice());
-        let engine = Engine::new(blob).map_err(|e| format!("model blob rejected: {e}"))?;
+        let engine = Engine::new(blob).map_err(|e| e.to_string())?;
         if engine.embedding_dim() != EMBEDDING_DIM {
             return Err(format!(
                 "model embedding has {} values, this firmware's kNN head is built for {EMBEDDING_DIM}",
