@@ -719,11 +719,11 @@ impl Buoy {
         }
         let classes = self.memory.classes().iter().flatten().count();
         out.push(format!(
-            "ok frames {} fps {:.1} classes {classes} examples {} threshold {:.2}",
+            "ok frames {} fps {:.1} classes {classes} examples {} threshold {}",
             self.frames,
             self.fps_measured,
             self.memory.examples(),
-            self.memory.threshold()
+            threshold_text(self.memory.threshold())
         ));
         out.extend(
             self.resource_report()
@@ -760,6 +760,15 @@ impl Buoy {
             }
         }
         out
+    }
+}
+
+/// The threshold for people: "off" when every match counts (similarity >= -1).
+pub fn threshold_text(t: f32) -> String {
+    if t <= -1.0 {
+        "off".into()
+    } else {
+        format!("{t:.2}")
     }
 }
 

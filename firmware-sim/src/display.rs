@@ -328,11 +328,7 @@ pub fn draw_screen<D: DrawTarget<Color = Rgb565>>(
     let model = s
         .model_id
         .map_or_else(|| "NO MODEL".to_string(), |v| format!("model {v:08x}"));
-    let threshold = if s.threshold <= -1.0 {
-        "off".to_string()
-    } else {
-        format!("{:.2}", s.threshold)
-    };
+    let threshold = crate::app::threshold_text(s.threshold);
     let status = format!(
         "{:.1} fps | {model} | {} labels | thr {threshold}",
         s.fps, s.labelled
