@@ -1,0 +1,188 @@
+//! Whole-network checks: random models through blob + engine against the
+//! reference, and the caller-error paths.
+
+use super::*;
+use crate::kernels::reference::{self, RefLayer};
+use crate::kernels::tests::{arb_conv, arb_quant, to_owned};
+use proptest::prelude::*;
+use seaclr_shared::blob::write::{ModelInfo, write_owned};
+use std::vec::Vec;
+
+fn conv_out(layer: &RefLayer) -> (usize, i32) {
+    match layer {
+        RefLayer::Conv3x3 {
+            out_channels,
+            quant,
+            ..
+        } => (*out_channels, quant.output_zero_point),
+        _ => (0, 0),
+    }
+}
+
+/// Two random convs (the second reads the first's zero point), then a pool.
+fn arb_model() -> impl Strategy<Value = (usize, Vec<RefLayer>)> {
+    (1usize..=10, arb_conv(1, -128))
+        .prop_flat_map(|(size, l1)| {
+            let (c1, zp) = conv_out(&l1);
+            (Just(size), Just(l1), arb_conv(c1, zp))
+        })
+        .prop_flat_map(|(size, l1, l2)| {
+            let zp = conv_out(&l2).1;
+            (Just(size), Just(l1), Just(l2), arb_quant(1, zp))
+        })
+        .prop_map(|(size, l1, l2, quant)| {
+            (size, std::vec![l1, l2, RefLayer::GlobalAvgPool { quant }])
+        })
+}
+
+fn blob_of(size: usize, layers: &[RefLayer]) -> Vec<u8> {
+    let mut channels = 1;
+    let owned: Vec<_> = layers
+        .iter()
+        .map(|l| {
+            let o = to_owned(l, channels);
+            if let RefLayer::Conv3x3 { out_channels, .. } = l {
+                channels = *out_channels;
+            }
+            o
+        })
+        .collect();
+    write_owned(
+        ModelInfo {
+            input_size: size as u16,
+            preprocess_id: PREPROCESS_ID,
+        },
+        &owned,
+    )
+    .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn engine_matches_reference((size, layers) in arb_model(), seed in any::<u64>(), offset in 0usize..4) {
+        let blob = blob_of(size, &layers);
+        let engine = Engine::new(&blob).unwrap();
+        let mut s = seed | 1;
+        let image: Vec<u8> = (0..size * size).map(|_| { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s as u8 }).collect();
+        // The arena may start anywhere: exercise misaligned starts.
+        let mut arena = std::vec![0xAAu8; engine.arena_bytes() + offset];
+        let mut out = std::vec![0i8; engine.embedding_dim()];
+        let encoded = engine.encode(&image, &mut arena[offset..], &mut out).unwrap();
+        let expected = reference::run(&layers, size, &image);
+        prop_assert_eq!(out.iter().map(|&v| v as i32).collect::<Vec<_>>(), expected.clone());
+        let zp = engine.header().output_zero_point as i32;
+        let sq: i64 = expected.iter().map(|&v| ((v - zp) * (v - zp)) as i64).sum();
+        prop_assert_eq!(encoded.norm_squared as i64, sq);
+    }
+}
+
+fn small_blob() -> Vec<u8> {
+    let q = |c| reference::RefQuant {
+        input_zero_point: -128,
+        output_zero_point: -128,
+        activation_min: -128,
+        activation_max: 127,
+        multipliers: std::vec![1 << 30; c],
+        shifts: std::vec![-4; c],
+    };
+    let conv = RefLayer::Conv3x3 {
+        in_channels: 1,
+        out_channels: 3,
+        stride: 2,
+        weights: std::vec![5; 27],
+        bias: std::vec![7; 3],
+        quant: q(3),
+    };
+    blob_of(8, &[conv, RefLayer::GlobalAvgPool { quant: q(1) }])
+}
+
+#[test]
+fn figures_come_from_the_header() {
+    let blob = small_blob();
+    let engine = Engine::new(&blob).unwrap();
+    assert_eq!(engine.input_size(), 8);
+    assert_eq!(engine.embedding_dim(), 3);
+    assert_eq!(engine.macs(), 16 * 3 * 9);
+    // 3 alignment + scratch 9*1*2 = 18 -> 20, two buffers of max(64 input, 48 conv).
+    assert_eq!(engine.arena_bytes(), 3 + 20 + 2 * 64);
+}
+
+#[test]
+fn caller_errors_are_reported_not_panicked() {
+    let blob = small_blob();
+    let engine = Engine::new(&blob).unwrap();
+    let image = [255u8; 64];
+    let mut arena = std::vec![0u8; engine.arena_bytes()];
+    let mut out = [0i8; 3];
+    assert_eq!(
+        engine.encode(&image, &mut arena[..10], &mut out),
+        Err(EngineError::ArenaTooSmall {
+            needed: engine.arena_bytes(),
+            given: 10
+        })
+    );
+    assert_eq!(
+        engine.encode(&image[..63], &mut arena, &mut out),
+        Err(EngineError::ImageSize {
+            expected: 64,
+            found: 63
+        })
+    );
+    assert_eq!(
+        engine.encode(&image, &mut arena, &mut out[..2]),
+        Err(EngineError::OutputSize {
+            expected: 3,
+            found: 2
+        })
+    );
+}
+
+#[test]
+fn white_image_gives_the_bias_only_embedding() {
+    let blob = small_blob();
+    let engine = Engine::new(&blob).unwrap();
+    let mut arena = std::vec![0u8; engine.arena_bytes()];
+    let mut out = [0i8; 3];
+    let encoded = engine.encode(&[255u8; 64], &mut arena, &mut out).unwrap();
+    // conv: bias 7 * 0.5 / 16 = 0.22 -> 0, + zp -128; pool of zeros -> -128.
+    assert_eq!(out, [-128; 3]);
+    assert_eq!(
+        encoded,
+        Encoded {
+            norm_squared: 0,
+            norm: 0
+        }
+    );
+}
+
+#[test]
+fn foreign_preprocessing_is_refused() {
+    let layers = [RefLayer::GlobalAvgPool {
+        quant: reference::RefQuant {
+            input_zero_point: -128,
+            output_zero_point: 0,
+            activation_min: -128,
+            activation_max: 127,
+            multipliers: std::vec![1 << 30],
+            shifts: std::vec![0],
+        },
+    }];
+    let owned = std::vec![to_owned(&layers[0], 1)];
+    let blob = write_owned(
+        ModelInfo {
+            input_size: 4,
+            preprocess_id: PREPROCESS_ID + 1,
+        },
+        &owned,
+    )
+    .unwrap();
+    assert_eq!(
+        Engine::new(&blob).unwrap_err(),
+        BlobError::PreprocessMismatch {
+            found: PREPROCESS_ID + 1,
+            expected: PREPROCESS_ID
+        }
+    );
+}

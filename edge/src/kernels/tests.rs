@@ -1,0 +1,368 @@
+//! Kernels against the plain reference: properties over random shapes,
+//! strides, scales and zero points, plus named regression cases.
+
+use super::reference::{self, RefLayer, RefQuant, RefTensor};
+use super::*;
+use proptest::prelude::*;
+use seaclr_shared::blob::write::{OwnedLayer, OwnedRequant};
+use std::vec::Vec;
+
+/// The blob form of a reference layer (`inputs` = input features for linear).
+pub(crate) fn to_owned(layer: &RefLayer, in_channels: usize) -> OwnedLayer {
+    let rq = |q: &RefQuant, output_scale: f32| OwnedRequant {
+        input_zero_point: q.input_zero_point as i8,
+        output_zero_point: q.output_zero_point as i8,
+        activation_min: q.activation_min as i8,
+        activation_max: q.activation_max as i8,
+        multipliers: q.multipliers.clone(),
+        shifts: q.shifts.iter().map(|&s| s as i8).collect(),
+        output_scale,
+    };
+    let w8 = |w: &[i32]| w.iter().map(|&v| v as i8).collect::<Vec<i8>>();
+    match layer {
+        RefLayer::Conv3x3 {
+            in_channels,
+            out_channels,
+            stride,
+            weights,
+            bias,
+            quant,
+        } => OwnedLayer::conv3x3(
+            *in_channels as u16,
+            *out_channels as u16,
+            *stride as u8,
+            &w8(weights),
+            bias,
+            rq(quant, 0.5),
+        ),
+        RefLayer::GlobalAvgPool { quant } => {
+            OwnedLayer::global_avg_pool(in_channels as u16, rq(quant, 0.25))
+        }
+        RefLayer::Linear {
+            out_features,
+            weights,
+            bias,
+            quant,
+        } => OwnedLayer::linear(
+            in_channels as u16,
+            *out_features as u16,
+            &w8(weights),
+            bias,
+            rq(quant, 0.125),
+        ),
+    }
+}
+
+/// Random quantization parameters: multipliers anywhere in Q31 (plus the
+/// edge cases 0 and 2^31 - 1), shifts over the whole accepted range.
+pub(crate) fn arb_quant(channels: usize, input_zero_point: i32) -> impl Strategy<Value = RefQuant> {
+    let multiplier = prop_oneof![
+        3 => (1i32 << 30)..=i32::MAX,
+        1 => Just(i32::MAX),
+        1 => Just(0),
+        1 => 0..=i32::MAX,
+    ];
+    let shift = prop_oneof![4 => -12i32..=0, 1 => -31i32..=30];
+    (
+        proptest::collection::vec(multiplier, channels),
+        proptest::collection::vec(shift, channels),
+        -128i32..=127,
+        prop_oneof![Just(true), Just(false)],
+    )
+        .prop_map(
+            move |(multipliers, shifts, output_zero_point, relu)| RefQuant {
+                input_zero_point,
+                output_zero_point,
+                activation_min: if relu { output_zero_point } else { -128 },
+                activation_max: 127,
+                multipliers,
+                shifts,
+            },
+        )
+}
+
+fn arb_tensor(height: usize, width: usize, channels: usize) -> impl Strategy<Value = RefTensor> {
+    proptest::collection::vec(-128i32..=127, height * width * channels).prop_map(move |values| {
+        RefTensor {
+            height,
+            width,
+            channels,
+            values,
+        }
+    })
+}
+
+pub(crate) fn arb_conv(
+    in_channels: usize,
+    input_zero_point: i32,
+) -> impl Strategy<Value = RefLayer> {
+    (1usize..=9, 1usize..=2).prop_flat_map(move |(out_channels, stride)| {
+        (
+            proptest::collection::vec(-127i32..=127, out_channels * in_channels * 9),
+            proptest::collection::vec(-200_000i32..=200_000, out_channels),
+            arb_quant(out_channels, input_zero_point),
+        )
+            .prop_map(move |(weights, bias, quant)| RefLayer::Conv3x3 {
+                in_channels,
+                out_channels,
+                stride,
+                weights,
+                bias,
+                quant,
+            })
+    })
+}
+
+fn kernel_run(layer: &RefLayer, x: &RefTensor) -> Vec<i32> {
+    let owned = to_owned(
+        layer,
+        if matches!(layer, RefLayer::Linear { .. }) {
+            x.values.len()
+        } else {
+            x.channels
+        },
+    );
+    let input: Vec<i8> = x.values.iter().map(|&v| v as i8).collect();
+    let shape = Shape {
+        height: x.height,
+        width: x.width,
+        channels: x.channels,
+    };
+    let mut patch = std::vec![0i16; 9 * x.channels];
+    let mut out = std::vec![0i8; x.height * x.width * 16 + 64];
+    let out_shape = match owned.layer() {
+        seaclr_shared::blob::Layer::Conv3x3(c) => conv3x3(&c, &input, shape, &mut patch, &mut out),
+        seaclr_shared::blob::Layer::GlobalAvgPool(p) => {
+            global_avg_pool(&p, &input, shape, &mut out)
+        }
+        seaclr_shared::blob::Layer::Linear(l) => linear(&l, &input, &mut out),
+    };
+    out[..out_shape.len()].iter().map(|&v| v as i32).collect()
+}
+
+fn conv_case(
+    h: usize,
+    w: usize,
+    cin: usize,
+    stride: usize,
+    zp: i32,
+    wv: i32,
+    bias: i32,
+    m: i32,
+    shift: i32,
+) {
+    let layer = RefLayer::Conv3x3 {
+        in_channels: cin,
+        out_channels: 2,
+        stride,
+        weights: std::vec![wv; 2 * cin * 9],
+        bias: std::vec![bias; 2],
+        quant: RefQuant {
+            input_zero_point: zp,
+            output_zero_point: -128,
+            activation_min: -128,
+            activation_max: 127,
+            multipliers: std::vec![m; 2],
+            shifts: std::vec![shift; 2],
+        },
+    };
+    let x = RefTensor {
+        height: h,
+        width: w,
+        channels: cin,
+        values: (0..h * w * cin)
+            .map(|i| (i as i32 * 37) % 256 - 128)
+            .collect(),
+    };
+    assert_eq!(
+        kernel_run(&layer, &x),
+        reference::run_layer(&layer, &x).values
+    );
+}
+
+// ---- requantization primitives ----
+
+#[test]
+fn requantize_known_values() {
+    // 0.5 * 2^31 = 2^30: multiply by one half.
+    assert_eq!(multiply_by_quantized_multiplier(10, 1 << 30, 0), 5);
+    assert_eq!(multiply_by_quantized_multiplier(3, 1 << 30, 0), 2); // 1.5 -> 2 (half up)
+    assert_eq!(multiply_by_quantized_multiplier(-3, 1 << 30, 0), -1); // -1.5 -> -1 (half up)
+    assert_eq!(multiply_by_quantized_multiplier(-3, 1 << 30, -1), -1); // -1 / 2 -> away from zero
+    assert_eq!(multiply_by_quantized_multiplier(6, 1 << 30, -1), 2); // 3 / 2 = 1.5 -> 2
+    assert_eq!(
+        multiply_by_quantized_multiplier(i32::MIN, i32::MIN, 0),
+        i32::MAX
+    ); // the saturating case
+    // Saturating left shift (x4 clips at i32::MAX), then x0.5 rounds up to 2^30.
+    assert_eq!(
+        multiply_by_quantized_multiplier(i32::MAX, 1 << 30, 2),
+        1 << 30
+    );
+    assert_eq!(rounding_divide_by_pot(-5, 1), -3);
+    assert_eq!(rounding_divide_by_pot(5, 1), 3);
+    assert_eq!(rounding_divide_by_pot(i32::MIN, 31), -1);
+}
+
+#[test]
+fn isqrt_is_floor_sqrt() {
+    for n in (0u32..5000).chain([
+        u32::MAX,
+        u32::MAX - 1,
+        1 << 30,
+        65535 * 65535,
+        65536 * 65535,
+    ]) {
+        let r = isqrt(n) as u64;
+        assert!(
+            r * r <= n as u64 && (r + 1) * (r + 1) > n as u64,
+            "isqrt({n}) = {r}"
+        );
+    }
+}
+
+proptest! {
+    #[test]
+    fn requantize_matches_reference(acc in any::<i32>(), m in any::<i32>(), shift in -31i32..=30) {
+        prop_assert_eq!(multiply_by_quantized_multiplier(acc, m, shift), reference::requantize(acc, m, shift));
+    }
+}
+
+// ---- named regression cases (next to the properties below) ----
+
+#[test]
+fn conv_1x1_image_is_all_padding_but_the_centre() {
+    conv_case(1, 1, 1, 1, -128, 127, 0, 1 << 30, -6);
+}
+
+#[test]
+fn conv_stride2_odd_size_keeps_the_last_row() {
+    // 5x5 stride 2 -> 3x3: the last output row and column read padding on one side.
+    conv_case(5, 5, 3, 2, -128, -127, 1000, 1_500_000_000, -8);
+}
+
+#[test]
+fn conv_with_input_zero_point_127_and_saturating_output() {
+    conv_case(4, 3, 2, 1, 127, 127, 2_000_000, i32::MAX, 0);
+}
+
+#[test]
+fn conv_padding_equals_zero_point_so_background_stays_background() {
+    // An all-background image (q = zp) yields bias only, everywhere, including borders.
+    let zp = -128;
+    let layer = RefLayer::Conv3x3 {
+        in_channels: 1,
+        out_channels: 1,
+        stride: 2,
+        weights: std::vec![100; 9],
+        bias: std::vec![64],
+        quant: RefQuant {
+            input_zero_point: zp,
+            output_zero_point: -128,
+            activation_min: -128,
+            activation_max: 127,
+            multipliers: std::vec![1 << 30],
+            shifts: std::vec![0],
+        },
+    };
+    let x = RefTensor {
+        height: 6,
+        width: 6,
+        channels: 1,
+        values: std::vec![zp; 36],
+    };
+    let got = kernel_run(&layer, &x);
+    assert_eq!(got, std::vec![-128 + 32; 9]);
+    assert_eq!(got, reference::run_layer(&layer, &x).values);
+}
+
+#[test]
+fn pool_rounds_the_mean_half_up() {
+    // Sum of (q - zp) over 4 positions is 6; multiplier 1/4 -> 1.5 -> 2.
+    let layer = RefLayer::GlobalAvgPool {
+        quant: RefQuant {
+            input_zero_point: -1,
+            output_zero_point: 0,
+            activation_min: -128,
+            activation_max: 127,
+            multipliers: std::vec![1 << 30],
+            shifts: std::vec![-1],
+        },
+    };
+    let x = RefTensor {
+        height: 2,
+        width: 2,
+        channels: 1,
+        values: std::vec![0, 0, 1, 1],
+    };
+    assert_eq!(kernel_run(&layer, &x), std::vec![2]);
+    assert_eq!(reference::run_layer(&layer, &x).values, std::vec![2]);
+}
+
+#[test]
+fn linear_with_extreme_inputs() {
+    let layer = RefLayer::Linear {
+        out_features: 3,
+        weights: std::vec![127, -127, 1, -1, 0, 127, -127, 127, -127, 127, 0, 0],
+        bias: std::vec![i32::MAX - 10, i32::MIN + 10, 0],
+        quant: RefQuant {
+            input_zero_point: -128,
+            output_zero_point: 5,
+            activation_min: -128,
+            activation_max: 127,
+            multipliers: std::vec![i32::MAX, 1, 1 << 30],
+            shifts: std::vec![-31, 30, -3],
+        },
+    };
+    let x = RefTensor {
+        height: 1,
+        width: 1,
+        channels: 4,
+        values: std::vec![127, -128, 127, 0],
+    };
+    assert_eq!(
+        kernel_run(&layer, &x),
+        reference::run_layer(&layer, &x).values
+    );
+}
+
+// ---- properties ----
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(192))]
+
+    #[test]
+    fn conv3x3_matches_reference(
+        (x, layer) in (1usize..=9, 1usize..=9, 1usize..=6, -128i32..=127).prop_flat_map(|(h, w, c, zp)| {
+            (arb_tensor(h, w, c), arb_conv(c, zp))
+        })
+    ) {
+        prop_assert_eq!(kernel_run(&layer, &x), reference::run_layer(&layer, &x).values);
+    }
+
+    #[test]
+    fn global_avg_pool_matches_reference(
+        (x, quant) in (1usize..=12, 1usize..=12, 1usize..=8, -128i32..=127).prop_flat_map(|(h, w, c, zp)| {
+            (arb_tensor(h, w, c), arb_quant(1, zp))
+        })
+    ) {
+        let layer = RefLayer::GlobalAvgPool { quant };
+        prop_assert_eq!(kernel_run(&layer, &x), reference::run_layer(&layer, &x).values);
+    }
+
+    #[test]
+    fn linear_matches_reference(
+        (x, layer) in (1usize..=40, 1usize..=12, -128i32..=127).prop_flat_map(|(n, out, zp)| {
+            (
+                arb_tensor(1, 1, n),
+                (
+                    proptest::collection::vec(-127i32..=127, out * n),
+                    proptest::collection::vec(any::<i32>(), out),
+                    arb_quant(out, zp),
+                ).prop_map(move |(weights, bias, quant)| RefLayer::Linear { out_features: out, weights, bias, quant }),
+            )
+        })
+    ) {
+        prop_assert_eq!(kernel_run(&layer, &x), reference::run_layer(&layer, &x).values);
+    }
+}
