@@ -36,7 +36,11 @@ fn main() {
     let mut rng = Gen(0x5EAC_1A55_0000_0001);
     let mut head = Box::new(KnnHead::new());
     let centres: Vec<Vec<i8>> = (0..64)
-        .map(|_| (0..EMBEDDING_DIM).map(|_| (rng.next() % 161) as i8 - 80).collect())
+        .map(|_| {
+            (0..EMBEDDING_DIM)
+                .map(|_| (rng.next() % 161) as i8 - 80)
+                .collect()
+        })
         .collect();
     let classes: Vec<_> = (0..64)
         .map(|i| head.add_class(&format!("class-{i:02}")).unwrap())
@@ -49,9 +53,7 @@ fn main() {
             evicted += 1;
         }
     }
-    let queries: Vec<Vec<i8>> = (0..256)
-        .map(|i| rng.around(&centres[i % 64]))
-        .collect();
+    let queries: Vec<Vec<i8>> = (0..256).map(|i| rng.around(&centres[i % 64])).collect();
     if once {
         let r = head.classify(black_box(&queries[0])).unwrap();
         black_box(r);
@@ -72,10 +74,23 @@ fn main() {
         }
     }
     let per = start.elapsed().as_secs_f64() / (rounds * queries.len()) as f64;
-    println!("examples stored: {} (evictions while filling: {evicted})", head.len());
-    println!("classify, 1,000 x 128 int8, k = {}: {:.1} us per query (host)", head.k(), per * 1e6);
-    println!("sanity: {correct}/{} synthetic queries classified to their centre", queries.len());
-    println!("RAM of KnnHead (size_of): {} bytes", std::mem::size_of::<KnnHead>());
+    println!(
+        "examples stored: {} (evictions while filling: {evicted})",
+        head.len()
+    );
+    println!(
+        "classify, 1,000 x 128 int8, k = {}: {:.1} us per query (host)",
+        head.k(),
+        per * 1e6
+    );
+    println!(
+        "sanity: {correct}/{} synthetic queries classified to their centre",
+        queries.len()
+    );
+    println!(
+        "RAM of KnnHead (size_of): {} bytes",
+        std::mem::size_of::<KnnHead>()
+    );
     let frame = add_example_frame_len(EMBEDDING_DIM);
     println!(
         "flash per stored example: {} bytes frame, {} bytes at 4-byte alignment",
