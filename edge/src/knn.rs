@@ -852,6 +852,19 @@ impl<const N: usize, const D: usize, const C: usize> Knn<N, D, C> {
     }
 }
 
+/// Centres an engine output on its zero point (`q - zero_point`, saturated
+/// to int8) so cosine similarity sees the real-valued direction. A no-op for
+/// a symmetric embedding (zero point 0). Host and device must both use it.
+pub fn centre_embedding(raw: &[i8], zero_point: i8, out: &mut [i8]) -> Result<(), KnnError> {
+    if raw.len() != out.len() {
+        return Err(KnnError::WrongDimension);
+    }
+    for (o, &q) in out.iter_mut().zip(raw) {
+        *o = (q as i16 - zero_point as i16).clamp(-128, 127) as i8;
+    }
+    Ok(())
+}
+
 /// An int8 embedding as the two's-complement bytes records carry.
 pub fn embedding_bytes<const D: usize>(embedding: &[i8]) -> Result<[u8; D], KnnError> {
     if embedding.len() != D {
