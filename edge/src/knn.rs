@@ -4,7 +4,9 @@
 //!
 //! - **No heap, no float.** Capacity is fixed at compile time: `N` examples
 //!   of `D` int8 values, `C` classes (`C <= 64`, names up to 32 bytes).
-//!   The default `KnnHead` (1,000 x 128) keeps 125 KiB of embeddings.
+//!   The default `KnnHead` (1,000 x 128) keeps 125 KiB of embeddings and
+//!   is 139,336 bytes in all (ids, norms, classes); `new` is `const`, so it
+//!   can be a `static`.
 //! - **Similarity.** Cosine in integers: `i32` dot products, squared norms
 //!   precomputed at insertion. Neighbours are *ranked exactly* by
 //!   cross-multiplication (`d_a^2 * n_b` vs `d_b^2 * n_a` in `u64` with the
@@ -848,6 +850,19 @@ impl<const N: usize, const D: usize, const C: usize> Knn<N, D, C> {
         self.apply(&LabelRecord::SetThreshold { similarity_q15 })
             .map(|_| ())
     }
+}
+
+/// Centres an engine output on its zero point (`q - zero_point`, saturated
+/// to int8) so cosine similarity sees the real-valued direction. A no-op for
+/// a symmetric embedding (zero point 0). Host and device must both use it.
+pub fn centre_embedding(raw: &[i8], zero_point: i8, out: &mut [i8]) -> Result<(), KnnError> {
+    if raw.len() != out.len() {
+        return Err(KnnError::WrongDimension);
+    }
+    for (o, &q) in out.iter_mut().zip(raw) {
+        *o = (q as i16 - zero_point as i16).clamp(-128, 127) as i8;
+    }
+    Ok(())
 }
 
 /// An int8 embedding as the two's-complement bytes records carry.

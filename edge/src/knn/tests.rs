@@ -249,6 +249,19 @@ fn planned_records_replay_to_the_same_memory() {
 }
 
 #[test]
+fn centring_subtracts_the_zero_point_and_saturates() {
+    let mut out = [0i8; 4];
+    centre_embedding(&[-128, 0, 5, 127], -5, &mut out).unwrap();
+    assert_eq!(out, [-123, 5, 10, 127]);
+    centre_embedding(&[-128, 0, 5, 127], 10, &mut out).unwrap();
+    assert_eq!(out, [-128, -10, -5, 117]);
+    assert_eq!(
+        centre_embedding(&[1, 2], 0, &mut out),
+        Err(KnnError::WrongDimension)
+    );
+}
+
+#[test]
 fn isqrt_is_the_floor_square_root() {
     for v in (0u64..5000).chain([u64::MAX, 1 << 62, (1 << 42) - 1, 1 << 42]) {
         let r = isqrt(v);
