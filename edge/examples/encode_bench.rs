@@ -31,8 +31,7 @@ fn synthetic_seaclr_s() -> Vec<u8> {
     for cout in [16usize, 32, 64, 128] {
         for stride in [2u8, 1] {
             let w: Vec<i8> = (0..cout * cin * 9)
-                .map(|_| (rng.next() % 255) as i8 as i16 as i8)
-                .map(|v| v.max(-127))
+                .map(|_| ((rng.next() % 255) as i32 - 127) as i8)
                 .collect();
             let b: Vec<i32> = (0..cout)
                 .map(|_| (rng.next() % 2001) as i32 - 1000)
