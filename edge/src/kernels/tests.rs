@@ -140,6 +140,7 @@ fn kernel_run(layer: &RefLayer, x: &RefTensor) -> Vec<i32> {
     out[..out_shape.len()].iter().map(|&v| v as i32).collect()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn conv_case(
     h: usize,
     w: usize,
