@@ -5,7 +5,7 @@
 use crate::app::{Applied, Classification, Encoder, EncoderFactory, LabelMemory, Update};
 use crate::flash_file::FlashRegion;
 use seaclr_edge::engine::Engine;
-use seaclr_edge::knn::{Evicted, KnnHead, Q15_ONE};
+use seaclr_edge::knn::{Evicted, KnnHead, Q15_ONE, centre_embedding};
 use seaclr_edge::store::{LabelStore, MountReport};
 use seaclr_shared::labels::{ClassId, EMBEDDING_DIM, ExampleId, MAX_CLASSES};
 
@@ -58,16 +58,14 @@ impl Encoder for EdgeEncoder {
     fn model_id(&self) -> u32 {
         self.engine.header().payload_crc32
     }
-    /// Encodes and centres on the output zero point, so the kNN head's
-    /// cosine sees the real embedding direction.
+    /// Encodes and centres on the output zero point (`knn::centre_embedding`,
+    /// as the host does), so the kNN head's cosine sees the real direction.
     fn encode(&mut self, image: &[u8], out: &mut [i8]) -> Result<(), String> {
         self.engine
             .encode(image, &mut self.arena, &mut self.raw)
             .map_err(|e| e.to_string())?;
-        let zp = self.engine.header().output_zero_point as i16;
-        for (o, &q) in out.iter_mut().zip(&self.raw) {
-            *o = (q as i16 - zp).clamp(-128, 127) as i8;
-        }
+        centre_embedding(&self.raw, self.engine.header().output_zero_point, out)
+            .map_err(|e| e.to_string())?;
         Ok(())
     }
 }
