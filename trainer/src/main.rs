@@ -15,12 +15,21 @@ enum Command {
     /// Inspect, preview and split image data (folders, IFCB bins, manifests).
     #[command(subcommand)]
     Data(seaclr_trainer::data::cli::DataCommand),
+    /// Quantize a float model to an int8 model blob (`.seaclr`).
+    Quantize(seaclr_trainer::quant::cli::QuantizeArgs),
+    /// Describe a model blob: layers, parameter bytes, MACs, arena, CRC, budgets.
+    Inspect(seaclr_trainer::quant::cli::InspectArgs),
+    /// Compare an int8 blob with its float model on images.
+    Verify(seaclr_trainer::quant::cli::VerifyArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Data(cmd) => seaclr_trainer::data::cli::run(cmd),
+        Command::Quantize(args) => seaclr_trainer::quant::cli::run_quantize(args),
+        Command::Inspect(args) => seaclr_trainer::quant::cli::run_inspect(args),
+        Command::Verify(args) => seaclr_trainer::quant::cli::run_verify(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
