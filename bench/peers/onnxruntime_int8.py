@@ -166,6 +166,7 @@ def main():
     ap.add_argument("--iters", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--onnx", help="also write the QDQ model here")
+    ap.add_argument("--engine-embedding", help="int8 embedding of the same image from encode_bench --embedding-out")
     args = ap.parse_args()
     data = open(args.blob, "rb").read()
     size, layers = parse_blob(data)
@@ -185,6 +186,15 @@ def main():
     rng = np.random.default_rng(42)
     pixels = np.where(yy * yy + 2 * xx * xx < n * n // 8, rng.integers(0, 120, (n, n)), 255).astype(np.uint8)
     x = ((255.0 - pixels.astype(np.float32)) / 255.0).reshape(1, 1, n, n)
+    agreement = {}
+    if args.engine_embedding:
+        rq = layers[-1]["rq"]
+        y = sess.run(None, {"x": x})[0].reshape(-1)
+        ort_q = np.clip(np.round(y / rq["output_scale"]) + rq["output_zp"], -128, 127).astype(np.int64)
+        eng_q = np.array([int(v) for v in open(args.engine_embedding).read().split()], dtype=np.int64)
+        a, b = (ort_q - rq["output_zp"]).astype(np.float64), (eng_q - rq["output_zp"]).astype(np.float64)
+        cos = float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
+        agreement = dict(max_abs_diff_int8_steps=int(np.abs(ort_q - eng_q).max()), cosine_vs_engine=round(cos, 6))
     for _ in range(args.warmup):
         sess.run(None, {"x": x})
     times = []
@@ -202,6 +212,7 @@ def main():
                 median_ns=times[len(times) // 2],
                 mean_ns=int(statistics.mean(times)),
                 min_ns=times[0],
+                **agreement,
             )
         )
     )

@@ -1,6 +1,6 @@
 //! Batch-1, single-thread encode latency of the int8 engine.
 //!
-//! `cargo run --release -p seaclr-edge --example encode_bench -- [BLOB] [--iters N] [--warmup N] [--write-blob PATH]`
+//! `cargo run --release -p seaclr-edge --example encode_bench -- [BLOB] [--iters N] [--warmup N] [--write-blob PATH] [--embedding-out PATH]`
 //!
 //! Without BLOB it builds a seaclr-s-shaped blob (64 x 64, channels 16, 32,
 //! 64, 128, random int8 weights, plausible multipliers): timing does not
@@ -80,6 +80,7 @@ fn synthetic_seaclr_s() -> Vec<u8> {
 fn main() {
     let mut args = std::env::args().skip(1);
     let (mut blob_path, mut iters, mut warmup, mut write) = (None, 200usize, 20usize, None);
+    let mut embedding_out = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--iters" => iters = args.next().and_then(|v| v.parse().ok()).expect("--iters N"),
@@ -90,6 +91,7 @@ fn main() {
                     .expect("--warmup N")
             }
             "--write-blob" => write = Some(args.next().expect("--write-blob PATH")),
+            "--embedding-out" => embedding_out = Some(args.next().expect("--embedding-out PATH")),
             _ => blob_path = Some(a),
         }
     }
@@ -116,6 +118,11 @@ fn main() {
         .collect();
     let mut arena = vec![0u8; engine.arena_bytes()];
     let mut out = vec![0i8; engine.embedding_dim()];
+    if let Some(path) = embedding_out {
+        engine.encode(&image, &mut arena, &mut out).expect("encode");
+        let text: Vec<String> = out.iter().map(|v| v.to_string()).collect();
+        std::fs::write(&path, text.join(" ")).unwrap_or_else(|e| panic!("writing {path}: {e}"));
+    }
     if iters == 0 {
         println!("{{\"iters\":0}}");
         return;

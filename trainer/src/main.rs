@@ -18,6 +18,12 @@ enum Command {
     /// Decode buoy telemetry (postcard + CRC, one Iridium SBD message each).
     #[command(subcommand)]
     Telemetry(TelemetryCommand),
+    /// Quantize a float model to an int8 model blob (`.seaclr`).
+    Quantize(seaclr_trainer::quant::cli::QuantizeArgs),
+    /// Describe a model blob: layers, parameter bytes, MACs, arena, CRC, budgets.
+    Inspect(seaclr_trainer::quant::cli::InspectArgs),
+    /// Compare an int8 blob with its float model on images.
+    Verify(seaclr_trainer::quant::cli::VerifyArgs),
 }
 
 #[derive(Subcommand)]
@@ -41,6 +47,9 @@ fn main() -> std::process::ExitCode {
                 .map(|text| print!("{text}"))
                 .map_err(anyhow::Error::msg)
         }
+        Command::Quantize(args) => seaclr_trainer::quant::cli::run_quantize(args),
+        Command::Inspect(args) => seaclr_trainer::quant::cli::run_inspect(args),
+        Command::Verify(args) => seaclr_trainer::quant::cli::run_verify(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
