@@ -100,7 +100,12 @@ pub struct StepBreakdown {
 }
 
 /// Times the parts of a training step separately.
-pub fn bench_breakdown(config: &TrainConfig, device: Device, batch: usize, steps: usize) -> anyhow::Result<StepBreakdown> {
+pub fn bench_breakdown(
+    config: &TrainConfig,
+    device: Device,
+    batch: usize,
+    steps: usize,
+) -> anyhow::Result<StepBreakdown> {
     use super::augment::{ImageSet, augment_batch};
     use burn::module::Module;
     let plain = device.clone();
@@ -110,15 +115,27 @@ pub fn bench_breakdown(config: &TrainConfig, device: Device, batch: usize, steps
     let mut optimizer = build_optimizer(config);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let source = config.augment.source_size;
-    let images = ImageSet { size: source, pixels: (0..batch * source * source).map(|_| rng.random()).collect() };
+    let images = ImageSet {
+        size: source,
+        pixels: (0..batch * source * source).map(|_| rng.random()).collect(),
+    };
     let indices: Vec<usize> = (0..batch).collect();
-    let mut b = StepBreakdown { forward_s: 0.0, backward_s: 0.0, optimizer_s: 0.0, augment_s: 0.0, inference_forward_s: 0.0 };
+    let mut b = StepBreakdown {
+        forward_s: 0.0,
+        backward_s: 0.0,
+        optimizer_s: 0.0,
+        augment_s: 0.0,
+        inference_forward_s: 0.0,
+    };
     for i in 0..steps + 1 {
         let t = Instant::now();
         let views = augment_batch(&images, &indices, &config.augment, 0, i as u64, size);
         let augment = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let x = Tensor::<4>::from_data(TensorData::new(views.clone(), [2 * batch, 1, size, size]), &device);
+        let x = Tensor::<4>::from_data(
+            TensorData::new(views.clone(), [2 * batch, 1, size, size]),
+            &device,
+        );
         let (_, z) = model.forward(x);
         let loss = nt_xent(z, config.temperature);
         let _ = loss.clone().into_scalar::<f32>();
@@ -153,7 +170,10 @@ mod tests {
     #[test]
     fn bench_reports_a_positive_rate() {
         let mut config = TrainConfig::new();
-        config.model = config.model.with_input_size(16).with_stage_channels(vec![4, 8]);
+        config.model = config
+            .model
+            .with_input_size(16)
+            .with_stage_channels(vec![4, 8]);
         let r = bench_train(&config, Device::flex(), "flex", 4, 2, 1).unwrap();
         assert!(r.views_per_s > 0.0 && r.views_per_s.is_finite());
         assert_eq!((r.batch, r.steps, r.image_size), (4, 2, 16));
@@ -163,12 +183,42 @@ mod tests {
         }
     }
 
+    /// The wgpu path (only built with `--features gpu`): one tiny training
+    /// step on the GPU backend where a Vulkan driver is installed (software
+    /// Vulkan from `mesa-vulkan-drivers` works on CPU-only machines; set
+    /// `CUBECL_AUTOTUNE_LEVEL=minimal` to keep the first-step compile short).
+    #[cfg(feature = "gpu")]
+    #[test]
+    fn wgpu_backend_runs_a_training_step() {
+        let icd_dirs = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"];
+        let has_driver = icd_dirs
+            .iter()
+            .any(|d| std::fs::read_dir(d).is_ok_and(|mut e| e.next().is_some()));
+        if !has_driver {
+            eprintln!(
+                "SKIPPED wgpu_backend_runs_a_training_step: no Vulkan driver (no ICD in {icd_dirs:?}); install mesa-vulkan-drivers"
+            );
+            return;
+        }
+        let mut config = TrainConfig::new();
+        config.model = config
+            .model
+            .with_input_size(16)
+            .with_stage_channels(vec![4, 8]);
+        let device = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
+        let r = bench_train(&config, device, "wgpu", 4, 1, 0).unwrap();
+        assert!(r.views_per_s > 0.0 && r.views_per_s.is_finite());
+    }
+
     /// The real measurement (seaclr-s, batch 128): `cargo test -p seaclr-trainer
     /// --lib bench_seaclr_s -- --ignored --nocapture` (same code as `seaclr bench train`).
     #[test]
     #[ignore]
     fn bench_seaclr_s() {
-        let steps = std::env::var("SEACLR_BENCH_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+        let steps = std::env::var("SEACLR_BENCH_STEPS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5);
         let r = bench_train(&TrainConfig::new(), Device::flex(), "flex", 128, steps, 1).unwrap();
         println!("{}", serde_json::to_string(&r).unwrap());
         let b = bench_breakdown(&TrainConfig::new(), Device::flex(), 128, 2).unwrap();
