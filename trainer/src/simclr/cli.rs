@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use burn::tensor::Device;
 
 use super::augment::ImageSet;
@@ -35,27 +35,39 @@ impl BackendArg {
     /// The device, or an error saying which cargo feature is missing.
     pub fn device(self) -> anyhow::Result<Device> {
         match self {
-            BackendArg::Flex => {
-                #[cfg(feature = "flex")]
-                return Ok(Device::flex());
-                #[cfg(not(feature = "flex"))]
-                bail!("the flex backend is not compiled in: rebuild with `--features flex`");
-            }
-            BackendArg::Ndarray => {
-                #[cfg(feature = "ndarray")]
-                #[allow(deprecated)] // burn 0.22 deprecates ndarray; the user asked to keep it working
-                return Ok(Device::ndarray());
-                #[cfg(not(feature = "ndarray"))]
-                bail!("the ndarray backend is not compiled in: rebuild with `--features ndarray`");
-            }
-            BackendArg::Wgpu => {
-                #[cfg(feature = "gpu")]
-                return Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice));
-                #[cfg(not(feature = "gpu"))]
-                bail!("the wgpu backend is not compiled in: rebuild with `--features gpu`");
-            }
+            BackendArg::Flex => flex_device(),
+            BackendArg::Ndarray => ndarray_device(),
+            BackendArg::Wgpu => wgpu_device(),
         }
     }
+}
+
+#[cfg(feature = "flex")]
+fn flex_device() -> anyhow::Result<Device> {
+    Ok(Device::flex())
+}
+#[cfg(not(feature = "flex"))]
+fn flex_device() -> anyhow::Result<Device> {
+    bail!("the flex backend is not compiled in: rebuild with `--features flex`")
+}
+
+#[cfg(feature = "ndarray")]
+#[allow(deprecated)] // burn 0.22 deprecates ndarray; the user asked to keep it working
+fn ndarray_device() -> anyhow::Result<Device> {
+    Ok(Device::ndarray())
+}
+#[cfg(not(feature = "ndarray"))]
+fn ndarray_device() -> anyhow::Result<Device> {
+    bail!("the ndarray backend is not compiled in: rebuild with `--features ndarray`")
+}
+
+#[cfg(feature = "gpu")]
+fn wgpu_device() -> anyhow::Result<Device> {
+    Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice))
+}
+#[cfg(not(feature = "gpu"))]
+fn wgpu_device() -> anyhow::Result<Device> {
+    bail!("the wgpu backend is not compiled in: rebuild with `--features gpu`")
 }
 
 /// Arguments of `seaclr train`.
@@ -124,11 +136,19 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     eprintln!("loading {} at {size} px ...", args.data.display());
     let (train_set, val_set) = match &args.split {
         Some(split) => {
-            let train = crate::data::load_split(&args.data, split, Group::Seen, Some(Subset::Train), size)?;
-            let val = crate::data::load_split(&args.data, split, Group::Seen, Some(Subset::Val), size)?;
-            (to_image_set(train, size, &args.data)?, Some(to_image_set(val, size, &args.data)?))
+            let train =
+                crate::data::load_split(&args.data, split, Group::Seen, Some(Subset::Train), size)?;
+            let val =
+                crate::data::load_split(&args.data, split, Group::Seen, Some(Subset::Val), size)?;
+            (
+                to_image_set(train, size, &args.data)?,
+                Some(to_image_set(val, size, &args.data)?),
+            )
         }
-        None => (to_image_set(crate::data::load(&args.data, size)?, size, &args.data)?, None),
+        None => (
+            to_image_set(crate::data::load(&args.data, size)?, size, &args.data)?,
+            None,
+        ),
     };
     let val_set = val_set.filter(|v| v.len() >= 2);
     eprintln!(
@@ -157,11 +177,18 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     )?;
     eprintln!(
         "{} at step {} in {:.0} s; mean loss of the last steps {}; checkpoint {}",
-        if summary.finished { "finished" } else { "stopped" },
+        if summary.finished {
+            "finished"
+        } else {
+            "stopped"
+        },
         summary.steps,
         started.elapsed().as_secs_f64(),
         summary.final_loss.map_or("-".into(), |l| format!("{l:.4}")),
-        summary.last_checkpoint.as_deref().map_or("-".into(), |p| p.display().to_string())
+        summary
+            .last_checkpoint
+            .as_deref()
+            .map_or("-".into(), |p| p.display().to_string())
     );
     Ok(())
 }
@@ -174,8 +201,8 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
 /// features force a rebuild of all of burn.
 mod interrupt {
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 
@@ -191,13 +218,19 @@ mod interrupt {
 
     /// Installs the handler once and returns the stop flag.
     pub fn install() -> anyhow::Result<Arc<AtomicBool>> {
-        let flag = FLAG.get_or_init(|| Arc::new(AtomicBool::new(false))).clone();
+        let flag = FLAG
+            .get_or_init(|| Arc::new(AtomicBool::new(false)))
+            .clone();
         for signal in [libc::SIGINT, libc::SIGTERM] {
             // SAFETY: the handler only reads a OnceLock that is already set and
             // swaps an atomic, both async-signal-safe.
-            let previous = unsafe { libc::signal(signal, on_signal as *const () as libc::sighandler_t) };
+            let previous =
+                unsafe { libc::signal(signal, on_signal as *const () as libc::sighandler_t) };
             if previous == libc::SIG_ERR {
-                anyhow::bail!("cannot install the Ctrl-C handler: {}", std::io::Error::last_os_error());
+                anyhow::bail!(
+                    "cannot install the Ctrl-C handler: {}",
+                    std::io::Error::last_os_error()
+                );
             }
         }
         Ok(flag)
@@ -207,7 +240,11 @@ mod interrupt {
 /// Packs loaded records into one buffer, reporting what was skipped.
 fn to_image_set(loaded: Loaded, size: usize, source: &Path) -> anyhow::Result<ImageSet> {
     if !loaded.skipped.is_empty() {
-        eprintln!("{}: skipped {} files, e.g.:", source.display(), loaded.skipped.len());
+        eprintln!(
+            "{}: skipped {} files, e.g.:",
+            source.display(),
+            loaded.skipped.len()
+        );
         for s in loaded.skipped.iter().take(3) {
             eprintln!("  {}: {}", s.path, s.reason);
         }
@@ -215,7 +252,13 @@ fn to_image_set(loaded: Loaded, size: usize, source: &Path) -> anyhow::Result<Im
     let mut pixels = Vec::with_capacity(loaded.records.len() * size * size);
     for r in &loaded.records {
         if r.pixels.len() != size * size {
-            bail!("{}: preprocessed to {} pixels, expected {}x{}", r.id, r.pixels.len(), size, size);
+            bail!(
+                "{}: preprocessed to {} pixels, expected {}x{}",
+                r.id,
+                r.pixels.len(),
+                size,
+                size
+            );
         }
         pixels.extend_from_slice(&r.pixels);
     }
@@ -231,7 +274,14 @@ pub fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
             }
             let device = args.backend.device()?;
             let config = TrainConfig::new();
-            let result = bench_train(&config, device, args.backend.name(), args.batch, args.steps, args.warmup)?;
+            let result = bench_train(
+                &config,
+                device,
+                args.backend.name(),
+                args.batch,
+                args.steps,
+                args.warmup,
+            )?;
             if args.json {
                 println!("{}", serde_json::to_string(&result)?);
             } else {

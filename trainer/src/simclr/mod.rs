@@ -4,6 +4,7 @@
 pub mod augment;
 pub mod bench;
 pub mod checkpoint;
+pub mod cli;
 pub mod config;
 pub mod infer;
 pub mod loss;
