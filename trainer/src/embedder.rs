@@ -30,7 +30,11 @@ impl Embedder for RawPixels {
     fn embed(&self, images: &[&[u8]]) -> anyhow::Result<Vec<Vec<f32>>> {
         Ok(images
             .iter()
-            .map(|im| im.iter().map(|&p| crate::float_encoder::pixel_to_input(p)).collect())
+            .map(|im| {
+                im.iter()
+                    .map(|&p| crate::float_encoder::pixel_to_input(p))
+                    .collect()
+            })
             .collect())
     }
 }

@@ -75,7 +75,11 @@ impl FloatEncoder {
     /// Reference forward pass on one preprocessed image (`input_size^2` gray pixels).
     /// Returns the un-normalised embedding.
     pub fn forward(&self, pixels: &[u8]) -> Vec<f32> {
-        assert_eq!(pixels.len(), self.input_size * self.input_size, "image size");
+        assert_eq!(
+            pixels.len(),
+            self.input_size * self.input_size,
+            "image size"
+        );
         let x: Vec<f32> = pixels.iter().map(|&p| pixel_to_input(p)).collect();
         self.forward_input(&x, 1, self.input_size, self.input_size)
     }
@@ -85,7 +89,14 @@ impl FloatEncoder {
         let (mut x, mut c, mut h, mut w) = (x.to_vec(), c, h, w);
         for layer in &self.layers {
             match layer {
-                FloatLayer::Conv3x3 { in_channels, out_channels, stride, weights, bias, relu } => {
+                FloatLayer::Conv3x3 {
+                    in_channels,
+                    out_channels,
+                    stride,
+                    weights,
+                    bias,
+                    relu,
+                } => {
                     assert_eq!(*in_channels, c, "conv input channels");
                     let (oh, ow) = ((h - 1) / stride + 1, (w - 1) / stride + 1);
                     let mut y = vec![0.0f32; out_channels * oh * ow];
@@ -117,10 +128,18 @@ impl FloatEncoder {
                 }
                 FloatLayer::GlobalAvgPool => {
                     let n = (h * w) as f32;
-                    x = (0..c).map(|i| x[i * h * w..(i + 1) * h * w].iter().sum::<f32>() / n).collect();
+                    x = (0..c)
+                        .map(|i| x[i * h * w..(i + 1) * h * w].iter().sum::<f32>() / n)
+                        .collect();
                     (h, w) = (1, 1);
                 }
-                FloatLayer::Linear { in_features, out_features, weights, bias, relu } => {
+                FloatLayer::Linear {
+                    in_features,
+                    out_features,
+                    weights,
+                    bias,
+                    relu,
+                } => {
                     assert_eq!(*in_features, c * h * w, "linear input features");
                     x = (0..*out_features)
                         .map(|o| {

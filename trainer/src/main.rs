@@ -24,6 +24,11 @@ enum Command {
     Inspect(seaclr_trainer::quant::cli::InspectArgs),
     /// Compare an int8 blob with its float model on images.
     Verify(seaclr_trainer::quant::cli::VerifyArgs),
+    /// Train a SimCLR encoder (seaclr-s by default) on unlabelled images.
+    Train(seaclr_trainer::simclr::cli::TrainArgs),
+    /// Benchmarks (`seaclr bench train`: views/s of a training step).
+    #[command(subcommand)]
+    Bench(seaclr_trainer::simclr::cli::BenchCommand),
 }
 
 #[derive(Subcommand)]
@@ -50,6 +55,8 @@ fn main() -> std::process::ExitCode {
         Command::Quantize(args) => seaclr_trainer::quant::cli::run_quantize(args),
         Command::Inspect(args) => seaclr_trainer::quant::cli::run_inspect(args),
         Command::Verify(args) => seaclr_trainer::quant::cli::run_verify(args),
+        Command::Train(args) => seaclr_trainer::simclr::cli::run_train(args),
+        Command::Bench(cmd) => seaclr_trainer::simclr::cli::run_bench(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
