@@ -30,7 +30,9 @@ pub fn random_seaclr_s(input_size: usize, seed: u64) -> FloatEncoder {
         for stride in [2, 1] {
             let fan_in = in_channels * 9;
             let std = (2.0 / fan_in as f32).sqrt();
-            let weights = (0..out_channels * fan_in).map(|_| std * standard_normal(&mut rng)).collect();
+            let weights = (0..out_channels * fan_in)
+                .map(|_| std * standard_normal(&mut rng))
+                .collect();
             layers.push(FloatLayer::Conv3x3 {
                 in_channels,
                 out_channels,
@@ -71,7 +73,10 @@ impl Embedder for FloatEncoderEmbedder {
                 images[bad].len()
             );
         }
-        Ok(images.par_iter().map(|im| self.encoder.forward(im)).collect())
+        Ok(images
+            .par_iter()
+            .map(|im| self.encoder.forward(im))
+            .collect())
     }
 }
 
@@ -87,14 +92,19 @@ mod tests {
         assert_eq!(a, random_seaclr_s(16, 7));
         assert_ne!(a, random_seaclr_s(16, 8));
         // He initialisation: sample variance of the first layer near 2 / 9.
-        let FloatLayer::Conv3x3 { weights, .. } = &a.layers[2] else { panic!("conv") };
+        let FloatLayer::Conv3x3 { weights, .. } = &a.layers[2] else {
+            panic!("conv")
+        };
         let var = weights.iter().map(|w| w * w).sum::<f32>() / weights.len() as f32;
         assert!((var - 2.0 / 144.0).abs() < 0.2 * 2.0 / 144.0, "{var}");
     }
 
     #[test]
     fn embedder_embeds_and_rejects_wrong_sizes() {
-        let e = FloatEncoderEmbedder { name: "random".into(), encoder: random_seaclr_s(16, 1) };
+        let e = FloatEncoderEmbedder {
+            name: "random".into(),
+            encoder: random_seaclr_s(16, 1),
+        };
         let dark = vec![0u8; 256];
         let mut half = vec![255u8; 256];
         half[..128].fill(0);

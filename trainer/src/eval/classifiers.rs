@@ -41,7 +41,10 @@ impl Task<'_> {
     /// The only class present in the training labels, if there is just one.
     fn single_class(&self) -> Option<usize> {
         let first = *self.train_labels.first()?;
-        self.train_labels.iter().all(|&c| c == first).then_some(first)
+        self.train_labels
+            .iter()
+            .all(|&c| c == first)
+            .then_some(first)
     }
 }
 
@@ -53,8 +56,12 @@ pub fn knn(cosine: &Gram, task: Task<'_>, k: usize) -> Vec<usize> {
         .iter()
         .map(|&t| {
             let row = cosine.row(t);
-            let mut neighbours: Vec<(f32, usize)> =
-                task.train.iter().enumerate().map(|(pos, &i)| (row[i], pos)).collect();
+            let mut neighbours: Vec<(f32, usize)> = task
+                .train
+                .iter()
+                .enumerate()
+                .map(|(pos, &i)| (row[i], pos))
+                .collect();
             // Most similar first; equal similarities keep training order.
             neighbours.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
             let mut votes = vec![(0usize, 0.0f32); task.classes];
@@ -91,7 +98,10 @@ pub struct LogisticParams {
 
 impl Default for LogisticParams {
     fn default() -> Self {
-        Self { c: 1.0, iterations: 300 }
+        Self {
+            c: 1.0,
+            iterations: 300,
+        }
     }
 }
 
@@ -100,7 +110,9 @@ fn largest_eigenvalue(k: &[f64], n: usize) -> f64 {
     let mut v = vec![1.0 / (n as f64).sqrt(); n];
     let mut lambda = 0.0;
     for _ in 0..50 {
-        let w: Vec<f64> = (0..n).map(|i| (0..n).map(|j| k[i * n + j] * v[j]).sum()).collect();
+        let w: Vec<f64> = (0..n)
+            .map(|i| (0..n).map(|j| k[i * n + j] * v[j]).sum())
+            .collect();
         let norm = w.iter().map(|x| x * x).sum::<f64>().sqrt();
         if norm == 0.0 {
             return 0.0;
@@ -135,8 +147,11 @@ pub fn logistic(dots: &Gram, task: Task<'_>, params: LogisticParams) -> Vec<usiz
     let mut logits = vec![0.0f64; n * kc];
     for t in 0..params.iterations {
         let momentum = t as f64 / (t as f64 + 3.0);
-        let look: Vec<f64> =
-            alpha.iter().zip(&previous).map(|(a, p)| a + momentum * (a - p)).collect();
+        let look: Vec<f64> = alpha
+            .iter()
+            .zip(&previous)
+            .map(|(a, p)| a + momentum * (a - p))
+            .collect();
         // logits = K look
         for i in 0..n {
             let krow = &kernel[i * n..(i + 1) * n];
@@ -218,7 +233,9 @@ impl Kernel for TableKernel {
         let (i, j) = (x_i[0] as usize, x_j[0] as usize);
         let (row, col) = if j < self.train { (i, j) } else { (j, i) };
         if col >= self.train {
-            return Err(smartcore::error::Failed::predict("kernel between two test items"));
+            return Err(smartcore::error::Failed::predict(
+                "kernel between two test items",
+            ));
         }
         Ok(self.values[row * self.train + col])
     }
@@ -250,8 +267,13 @@ pub fn svc_rbf(dots: &Gram, task: Task<'_>, params: SvcParams) -> anyhow::Result
     }
     let x_test = rows(&test_locals)?;
     let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); task.classes];
-    task.train_labels.iter().enumerate().for_each(|(i, &c)| by_class[c].push(i));
-    let present: Vec<usize> = (0..task.classes).filter(|&c| !by_class[c].is_empty()).collect();
+    task.train_labels
+        .iter()
+        .enumerate()
+        .for_each(|(i, &c)| by_class[c].push(i));
+    let present: Vec<usize> = (0..task.classes)
+        .filter(|&c| !by_class[c].is_empty())
+        .collect();
     // One-vs-one like libsvm: a binary SVC per pair of classes, then votes;
     // ties go to the larger summed margin, then to the lower class index.
     let mut votes = vec![vec![(0u32, 0.0f64); task.classes]; task.test.len()];
@@ -259,11 +281,17 @@ pub fn svc_rbf(dots: &Gram, task: Task<'_>, params: SvcParams) -> anyhow::Result
         for &b in &present[pa + 1..] {
             let locals: Vec<usize> = by_class[a].iter().chain(&by_class[b]).copied().collect();
             // smartcore maps the larger label to the positive side.
-            let y: Vec<i32> = locals.iter().map(|&i| if task.train_labels[i] == b { 1 } else { -1 }).collect();
+            let y: Vec<i32> = locals
+                .iter()
+                .map(|&i| if task.train_labels[i] == b { 1 } else { -1 })
+                .collect();
             let x = rows(&locals)?;
             let svc_params = SVCParameters::default()
                 .with_c(params.c)
-                .with_kernel(TableKernel { values: Arc::clone(&values), train: n })
+                .with_kernel(TableKernel {
+                    values: Arc::clone(&values),
+                    train: n,
+                })
                 .with_seed(Some(params.seed));
             let model = SVC::fit(&x, &y, &svc_params)
                 .map_err(|e| anyhow::anyhow!("{e}"))
@@ -313,8 +341,21 @@ mod tests {
     }
 
     /// Three well-separated clusters in 4-D: 6 training and 6 test points each.
-    fn separated() -> (Vec<Vec<f32>>, Vec<usize>, Vec<usize>, Vec<usize>, Vec<usize>) {
-        let centres = [[5.0, 0.0, 0.0, 1.0], [0.0, 5.0, 0.0, 1.0], [0.0, 0.0, 5.0, 1.0]];
+    /// Pool rows, train indices, train labels, test indices, test labels.
+    type Split = (
+        Vec<Vec<f32>>,
+        Vec<usize>,
+        Vec<usize>,
+        Vec<usize>,
+        Vec<usize>,
+    );
+
+    fn separated() -> Split {
+        let centres = [
+            [5.0, 0.0, 0.0, 1.0],
+            [0.0, 5.0, 0.0, 1.0],
+            [0.0, 0.0, 5.0, 1.0],
+        ];
         let mut rows = Vec::new();
         let (mut train, mut train_y, mut test, mut test_y) = (vec![], vec![], vec![], vec![]);
         for (c, centre) in centres.iter().enumerate() {
@@ -335,14 +376,28 @@ mod tests {
     #[test]
     fn all_classifiers_are_perfect_on_separated_clusters() {
         let (rows, train, train_y, test, test_y) = separated();
-        let task = Task { train: &train, train_labels: &train_y, test: &test, classes: 3 };
+        let task = Task {
+            train: &train,
+            train_labels: &train_y,
+            test: &test,
+            classes: 3,
+        };
         let cosine = Gram::from_rows(&l2_normalized(&rows));
         let dots = Gram::from_rows(&rows);
         let k = knn(&cosine, task, 5);
         assert_eq!(balanced_accuracy(&test_y, &k, 3), 1.0);
         let l = logistic(&dots, task, LogisticParams::default());
         assert_eq!(balanced_accuracy(&test_y, &l, 3), 1.0);
-        let s = svc_rbf(&dots, task, SvcParams { c: 1.0, gamma: 0.25, seed: 1 }).unwrap();
+        let s = svc_rbf(
+            &dots,
+            task,
+            SvcParams {
+                c: 1.0,
+                gamma: 0.25,
+                seed: 1,
+            },
+        )
+        .unwrap();
         assert_eq!(balanced_accuracy(&test_y, &s, 3), 1.0);
     }
 
@@ -374,7 +429,12 @@ mod tests {
         let test: Vec<usize> = (6..14).collect();
         let truth = [0, 0, 0, 0, 1, 1, 1, 1];
         let cosine = Gram::from_rows(&l2_normalized(&rows));
-        let task = Task { train: &train, train_labels: &train_y, test: &test, classes: 2 };
+        let task = Task {
+            train: &train,
+            train_labels: &train_y,
+            test: &test,
+            classes: 2,
+        };
         let predicted = knn(&cosine, task, 3);
         assert_eq!(predicted, vec![0, 0, 0, 1, 1, 1, 1, 1]);
         assert_eq!(balanced_accuracy(&truth, &predicted, 2), 0.875);
@@ -383,9 +443,19 @@ mod tests {
     #[test]
     fn knn_tie_goes_to_larger_summed_similarity() {
         // k = 2 with one neighbour of each class: the more similar one wins.
-        let rows = vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![1.0, 0.8], vec![0.7, 1.0]];
+        let rows = vec![
+            vec![1.0, 0.0],
+            vec![0.0, 1.0],
+            vec![1.0, 0.8],
+            vec![0.7, 1.0],
+        ];
         let cosine = Gram::from_rows(&l2_normalized(&rows));
-        let task = Task { train: &[0, 1], train_labels: &[0, 1], test: &[2, 3], classes: 2 };
+        let task = Task {
+            train: &[0, 1],
+            train_labels: &[0, 1],
+            test: &[2, 3],
+            classes: 2,
+        };
         assert_eq!(knn(&cosine, task, 2), vec![0, 1]);
     }
 
@@ -394,7 +464,12 @@ mod tests {
         // XOR: classes by the sign of x*y, clusters at the four corners.
         let mut rows = Vec::new();
         let (mut train, mut train_y, mut test, mut test_y) = (vec![], vec![], vec![], vec![]);
-        for (corner, class) in [([3.0, 3.0], 0), ([-3.0, -3.0], 0), ([3.0, -3.0], 1), ([-3.0, 3.0], 1)] {
+        for (corner, class) in [
+            ([3.0, 3.0], 0),
+            ([-3.0, -3.0], 0),
+            ([3.0, -3.0], 1),
+            ([-3.0, 3.0], 1),
+        ] {
             for (i, p) in cluster(&corner, 10, 1.0).into_iter().enumerate() {
                 if i < 5 {
                     train.push(rows.len());
@@ -407,8 +482,22 @@ mod tests {
             }
         }
         let dots = Gram::from_rows(&rows);
-        let task = Task { train: &train, train_labels: &train_y, test: &test, classes: 2 };
-        let svc = svc_rbf(&dots, task, SvcParams { c: 10.0, gamma: 0.1, seed: 3 }).unwrap();
+        let task = Task {
+            train: &train,
+            train_labels: &train_y,
+            test: &test,
+            classes: 2,
+        };
+        let svc = svc_rbf(
+            &dots,
+            task,
+            SvcParams {
+                c: 10.0,
+                gamma: 0.1,
+                seed: 3,
+            },
+        )
+        .unwrap();
         assert_eq!(balanced_accuracy(&test_y, &svc, 2), 1.0);
         // A linear model cannot do this: at least one corner cluster is wrong.
         let lin = logistic(&dots, task, LogisticParams::default());
@@ -438,7 +527,10 @@ mod tests {
             test: &[6, 7, 8, 9],
             classes: 2,
         };
-        let params = LogisticParams { c: 100.0, iterations: 500 };
+        let params = LogisticParams {
+            c: 100.0,
+            iterations: 500,
+        };
         assert_eq!(logistic(&dots, task, params), vec![0, 1, 0, 1]);
     }
 
@@ -446,9 +538,18 @@ mod tests {
     fn one_training_class_predicts_it_everywhere() {
         let rows = vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![1.0, 1.0]];
         let dots = Gram::from_rows(&rows);
-        let task = Task { train: &[0, 1], train_labels: &[2, 2], test: &[2], classes: 3 };
+        let task = Task {
+            train: &[0, 1],
+            train_labels: &[2, 2],
+            test: &[2],
+            classes: 3,
+        };
         assert_eq!(logistic(&dots, task, LogisticParams::default()), vec![2]);
-        let params = SvcParams { c: 1.0, gamma: 1.0, seed: 0 };
+        let params = SvcParams {
+            c: 1.0,
+            gamma: 1.0,
+            seed: 0,
+        };
         assert_eq!(svc_rbf(&dots, task, params).unwrap(), vec![2]);
     }
 }

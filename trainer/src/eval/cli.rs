@@ -91,40 +91,86 @@ fn random_embedder(size: usize) -> FloatEncoderEmbedder {
 
 fn report_skipped(path: &Path, skipped: &[crate::data::Skipped]) {
     if !skipped.is_empty() {
-        eprintln!("{}: skipped {} file(s), e.g. {}: {}", path.display(), skipped.len(), skipped[0].path, skipped[0].reason);
+        eprintln!(
+            "{}: skipped {} file(s), e.g. {}: {}",
+            path.display(),
+            skipped.len(),
+            skipped[0].path,
+            skipped[0].reason
+        );
     }
 }
 
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }
 
 /// `seaclr embed`.
 pub fn run_embed(args: EmbedArgs) -> anyhow::Result<()> {
     let model = open_model(&args.model, args.size)?;
-    anyhow::ensure!(model.input_size() == args.size, "{} expects {}x{} inputs, --size is {}", model.name(), model.input_size(), model.input_size(), args.size);
+    anyhow::ensure!(
+        model.input_size() == args.size,
+        "{} expects {}x{} inputs, --size is {}",
+        model.name(),
+        model.input_size(),
+        model.input_size(),
+        args.size
+    );
     let loaded = load(&args.data, args.size)?;
     report_skipped(&args.data, &loaded.skipped);
-    anyhow::ensure!(!loaded.records.is_empty(), "{}: no images found", args.data.display());
+    anyhow::ensure!(
+        !loaded.records.is_empty(),
+        "{}: no images found",
+        args.data.display()
+    );
     let refs: Vec<&[u8]> = loaded.records.iter().map(|r| r.pixels.as_slice()).collect();
     let embeddings = model.embed(&refs)?;
     let dim = embeddings.first().map_or(0, Vec::len);
-    let file = std::fs::File::create(&args.out).with_context(|| format!("{}: cannot create", args.out.display()))?;
+    let file = std::fs::File::create(&args.out)
+        .with_context(|| format!("{}: cannot create", args.out.display()))?;
     let mut w = std::io::BufWriter::new(file);
-    let header: Vec<String> = ["path".to_string(), "label".to_string()].into_iter().chain((0..dim).map(|i| format!("e{i}"))).collect();
+    let header: Vec<String> = ["path".to_string(), "label".to_string()]
+        .into_iter()
+        .chain((0..dim).map(|i| format!("e{i}")))
+        .collect();
     writeln!(w, "{}", header.join(","))?;
     for (r, e) in loaded.records.iter().zip(&embeddings) {
         let values: Vec<String> = e.iter().map(|v| v.to_string()).collect();
-        writeln!(w, "{},{},{}", csv_field(&r.id), csv_field(r.label.as_deref().unwrap_or("")), values.join(","))?;
+        writeln!(
+            w,
+            "{},{},{}",
+            csv_field(&r.id),
+            csv_field(r.label.as_deref().unwrap_or("")),
+            values.join(",")
+        )?;
     }
-    w.flush().with_context(|| format!("{}: cannot write", args.out.display()))?;
-    eprintln!("{}: {} embeddings of dimension {dim} from {}", args.out.display(), embeddings.len(), model.name());
+    w.flush()
+        .with_context(|| format!("{}: cannot write", args.out.display()))?;
+    eprintln!(
+        "{}: {} embeddings of dimension {dim} from {}",
+        args.out.display(),
+        embeddings.len(),
+        model.name()
+    );
     Ok(())
 }
 
-fn to_set(source: &Path, loaded: crate::data::Loaded, cap: usize, seed: u64) -> anyhow::Result<EvalSet> {
+fn to_set(
+    source: &Path,
+    loaded: crate::data::Loaded,
+    cap: usize,
+    seed: u64,
+) -> anyhow::Result<EvalSet> {
     report_skipped(source, &loaded.skipped);
-    let items = loaded.records.into_iter().map(|r| (r.id, r.label, r.pixels)).collect();
+    let items = loaded
+        .records
+        .into_iter()
+        .map(|r| (r.id, r.label, r.pixels))
+        .collect();
     EvalSet::from_labelled(&source.display().to_string(), items, Some(cap), seed)
 }
 
@@ -134,12 +180,33 @@ pub fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
     let (unseen, seen) = match &args.split {
         Some(split) => {
             let unseen = load_split(&args.data, split, Group::Unseen, None, args.size)?;
-            let seen = load_split(&args.data, split, Group::Seen, Some(Subset::Test), args.size)?;
-            (to_set(split, unseen, args.max_per_class, args.seed)?, Some(to_set(split, seen, args.max_seen_per_class, args.seed)?))
+            let seen = load_split(
+                &args.data,
+                split,
+                Group::Seen,
+                Some(Subset::Test),
+                args.size,
+            )?;
+            (
+                to_set(split, unseen, args.max_per_class, args.seed)?,
+                Some(to_set(split, seen, args.max_seen_per_class, args.seed)?),
+            )
         }
-        None => (to_set(&args.data, load(&args.data, args.size)?, args.max_per_class, args.seed)?, None),
+        None => (
+            to_set(
+                &args.data,
+                load(&args.data, args.size)?,
+                args.max_per_class,
+                args.seed,
+            )?,
+            None,
+        ),
     };
-    anyhow::ensure!(!unseen.is_empty(), "{}: no labelled images to evaluate", args.data.display());
+    anyhow::ensure!(
+        !unseen.is_empty(),
+        "{}: no labelled images to evaluate",
+        args.data.display()
+    );
     let mut embedders: Vec<Box<dyn Embedder>> = vec![model];
     if args.model != "raw" {
         embedders.push(Box::new(RawPixels { size: args.size }));
@@ -151,7 +218,13 @@ pub fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
         unseen,
         seen,
         embedders,
-        settings: Settings { shots: args.shots, draws: args.draws.max(1), k: args.k.max(1), seed: args.seed, ..Settings::default() },
+        settings: Settings {
+            shots: args.shots,
+            draws: args.draws.max(1),
+            k: args.k.max(1),
+            seed: args.seed,
+            ..Settings::default()
+        },
         run_dir: args.run,
         data: args.data.display().to_string(),
         split: args.split.map(|s| s.display().to_string()),
@@ -166,4 +239,145 @@ pub fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
     }
     eprintln!("report: {}", args.out.join("report.html").display());
     Ok(())
+}
+
+/// End to end on the FlowCam demo set (105 images, 6 classes): the report's
+/// metrics.json holds every section; `embed` writes one row per image.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flowcam() -> PathBuf {
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/data/flowcam-demo"
+        ))
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("seaclr-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn eval_report_on_flowcam_demo() {
+        let out = temp_dir("eval-report");
+        run_eval(EvalArgs {
+            model: "raw".into(),
+            data: flowcam(),
+            split: None,
+            out: out.clone(),
+            draws: 3,
+            k: 10,
+            seed: 0,
+            shots: vec![1, 2, 5, 10, 20],
+            max_per_class: 400,
+            max_seen_per_class: 40,
+            run: None,
+            size: 64,
+        })
+        .unwrap();
+        let m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap())
+                .unwrap();
+        // Model (raw pixels) and the random-weights baseline, both on 6 classes.
+        let headline = m["headline"].as_array().unwrap();
+        assert_eq!(headline.len(), 2);
+        assert_eq!(headline[0]["embedder"], "raw pixels");
+        assert_eq!(headline[0]["n_per_class"], 10);
+        for row in headline {
+            for clf in ["knn", "logistic", "svc"] {
+                let mean = row[clf][0].as_f64().unwrap();
+                // Well above chance (1/6) for all, and a valid fraction.
+                assert!((0.25..=1.0).contains(&mean), "{clf}: {mean}");
+            }
+        }
+        let group = &m["embedders"][0]["groups"][0];
+        assert_eq!(group["group"], "unseen");
+        assert_eq!(group["images"], 105);
+        assert_eq!(
+            group["class_counts"],
+            serde_json::json!([14, 16, 19, 20, 23, 13])
+        );
+        let t = &group["transfer"];
+        // The smallest class has 13 images: n = 20 cannot leave a test image.
+        let ns: Vec<u64> = t["few_shot"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["n_per_class"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ns, vec![1, 2, 5, 10]);
+        assert_eq!(
+            t["few_shot"][0]["knn"]["values"].as_array().unwrap().len(),
+            3
+        );
+        // 65 % of 105 = 68 in the curve's train pool: n = 30, 40, 50, 60.
+        assert_eq!(t["curve_train_pool"], 68);
+        assert_eq!(t["curve"].as_array().unwrap().len(), 4);
+        assert_eq!(group["distances"]["mean"].as_array().unwrap().len(), 6);
+        assert_eq!(group["map"]["points"].as_array().unwrap().len(), 105);
+        assert_eq!(group["picks"][0]["closest"].as_array().unwrap().len(), 5);
+        assert!(
+            m["notes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n.as_str().unwrap().contains("n = 20"))
+        );
+        let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+        assert!(
+            html.contains("Headline")
+                && html.contains("Tripos")
+                && html.contains("data:image/png;base64,")
+        );
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+
+    #[test]
+    fn embed_writes_one_row_per_image() {
+        let out = temp_dir("embed");
+        let csv = out.join("emb.csv");
+        run_embed(EmbedArgs {
+            model: "random".into(),
+            data: flowcam(),
+            out: csv.clone(),
+            size: 64,
+        })
+        .unwrap();
+        let text = std::fs::read_to_string(&csv).unwrap();
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        assert_eq!(&header[..3], &["path", "label", "e0"]);
+        assert_eq!(header.len(), 2 + 128);
+        let rows: Vec<&str> = lines.collect();
+        assert_eq!(rows.len(), 105);
+        assert!(rows.iter().all(|r| r.split(',').count() == 130));
+        assert!(rows.iter().any(|r| r.split(',').nth(1) == Some("Tripos")));
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+
+    #[test]
+    fn eval_names_a_missing_data_folder() {
+        let out = temp_dir("eval-missing");
+        let err = run_eval(EvalArgs {
+            model: "raw".into(),
+            data: out.join("nope"),
+            split: None,
+            out: out.join("report"),
+            draws: 1,
+            k: 10,
+            seed: 0,
+            shots: vec![1],
+            max_per_class: 400,
+            max_seen_per_class: 40,
+            run: None,
+            size: 64,
+        })
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("nope"), "{err:#}");
+        std::fs::remove_dir_all(&out).unwrap();
+    }
 }

@@ -29,7 +29,12 @@ fn read_columns(path: &Path, wanted: &[&str]) -> anyhow::Result<Option<Vec<Vec<S
         Err(e) => return Err(e).with_context(|| format!("{}: cannot read", path.display())),
     };
     let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or("").split(',').map(str::trim).collect();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .collect();
     let positions: Vec<usize> = wanted
         .iter()
         .map(|w| {
@@ -56,7 +61,8 @@ fn read_columns(path: &Path, wanted: &[&str]) -> anyhow::Result<Option<Vec<Vec<S
 }
 
 fn number(path: &Path, line: usize, s: &str) -> anyhow::Result<f64> {
-    s.parse().with_context(|| format!("{}: line {line}: `{s}` is not a number", path.display()))
+    s.parse()
+        .with_context(|| format!("{}: line {line}: `{s}` is not a number", path.display()))
 }
 
 /// Reads the curves of the run folder `dir`.
@@ -77,8 +83,16 @@ pub fn read_run(dir: &Path) -> anyhow::Result<TrainingCurves> {
     match read_columns(&epochs, &["epoch", "train_loss", "val_loss"])? {
         Some(rows) => {
             for (i, r) in rows.iter().enumerate() {
-                let val = if r[2].is_empty() { None } else { Some(number(&epochs, i + 2, &r[2])?) };
-                curves.epochs.push((number(&epochs, i + 2, &r[0])?, number(&epochs, i + 2, &r[1])?, val));
+                let val = if r[2].is_empty() {
+                    None
+                } else {
+                    Some(number(&epochs, i + 2, &r[2])?)
+                };
+                curves.epochs.push((
+                    number(&epochs, i + 2, &r[0])?,
+                    number(&epochs, i + 2, &r[1])?,
+                    val,
+                ));
             }
         }
         None => curves.missing.push(epochs.display().to_string()),
@@ -94,16 +108,30 @@ mod tests {
     fn reads_curves_and_names_bad_lines() {
         let dir = std::env::temp_dir().join(format!("seaclr-curves-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("steps.csv"), "step,epoch,lr,loss,views_per_s\n1,0,0.1,5.5,100\n2,0,0.2,5.0,110\n")
-            .unwrap();
-        std::fs::write(dir.join("epochs.csv"), "epoch,train_loss,val_loss\n0,5.2,\n1,4.0,4.5\n").unwrap();
+        std::fs::write(
+            dir.join("steps.csv"),
+            "step,epoch,lr,loss,views_per_s\n1,0,0.1,5.5,100\n2,0,0.2,5.0,110\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("epochs.csv"),
+            "epoch,train_loss,val_loss\n0,5.2,\n1,4.0,4.5\n",
+        )
+        .unwrap();
         let c = read_run(&dir).unwrap();
         assert_eq!(c.step_loss, vec![(1.0, 5.5), (2.0, 5.0)]);
         assert_eq!(c.step_lr[1], (2.0, 0.2));
         assert_eq!(c.epochs, vec![(0.0, 5.2, None), (1.0, 4.0, Some(4.5))]);
-        std::fs::write(dir.join("epochs.csv"), "epoch,train_loss,val_loss\n0,abc,1\n").unwrap();
+        std::fs::write(
+            dir.join("epochs.csv"),
+            "epoch,train_loss,val_loss\n0,abc,1\n",
+        )
+        .unwrap();
         let err = format!("{:#}", read_run(&dir).unwrap_err());
-        assert!(err.contains("epochs.csv: line 2") && err.contains("abc"), "{err}");
+        assert!(
+            err.contains("epochs.csv: line 2") && err.contains("abc"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
         let empty = read_run(&dir).unwrap();
         assert_eq!(empty.missing.len(), 2);

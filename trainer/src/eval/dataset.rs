@@ -35,7 +35,9 @@ impl EvalSet {
         let mut by_class: BTreeMap<String, Vec<(String, Vec<u8>)>> = BTreeMap::new();
         for (id, label, pixels) in items {
             let Some(label) = label else {
-                anyhow::bail!("{source}: image {id} has no class label; evaluation needs labelled images (class folders or a manifest)")
+                anyhow::bail!(
+                    "{source}: image {id} has no class label; evaluation needs labelled images (class folders or a manifest)"
+                )
             };
             by_class.entry(label).or_default().push((id, pixels));
         }
@@ -86,7 +88,12 @@ mod tests {
 
     #[test]
     fn classes_are_sorted_and_capped() {
-        let items = vec![item("a1", Some("b")), item("a2", Some("a")), item("a3", Some("b")), item("a4", Some("b"))];
+        let items = vec![
+            item("a1", Some("b")),
+            item("a2", Some("a")),
+            item("a3", Some("b")),
+            item("a4", Some("b")),
+        ];
         let s = EvalSet::from_labelled("x", items, Some(2), 1).unwrap();
         assert_eq!(s.class_names, vec!["a", "b"]);
         assert_eq!(s.class_counts(), vec![1, 2]);
@@ -97,6 +104,10 @@ mod tests {
     #[test]
     fn unlabelled_images_are_refused_by_name() {
         let err = EvalSet::from_labelled("data/x", vec![item("p.png", None)], None, 0).unwrap_err();
-        assert!(err.to_string().contains("data/x: image p.png has no class label"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("data/x: image p.png has no class label"),
+            "{err}"
+        );
     }
 }

@@ -40,17 +40,39 @@ pub fn class_distances(cosine: &Gram, labels: &[usize], class_names: &[String]) 
         }
     }
     let mean: Vec<Vec<f64>> = (0..k)
-        .map(|a| (0..k).map(|b| if count[a][b] > 0 { sum[a][b] / count[a][b] as f64 } else { 0.0 }).collect())
+        .map(|a| {
+            (0..k)
+                .map(|b| {
+                    if count[a][b] > 0 {
+                        sum[a][b] / count[a][b] as f64
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        })
         .collect();
-    let mean_within = if k > 0 { (0..k).map(|a| mean[a][a]).sum::<f64>() / k as f64 } else { 0.0 };
+    let mean_within = if k > 0 {
+        (0..k).map(|a| mean[a][a]).sum::<f64>() / k as f64
+    } else {
+        0.0
+    };
     let pairs = k * k.saturating_sub(1);
     let mean_between = if pairs > 0 {
-        (0..k).flat_map(|a| (0..k).filter(move |&b| b != a).map(move |b| (a, b))).map(|(a, b)| mean[a][b]).sum::<f64>()
+        (0..k)
+            .flat_map(|a| (0..k).filter(move |&b| b != a).map(move |b| (a, b)))
+            .map(|(a, b)| mean[a][b])
+            .sum::<f64>()
             / pairs as f64
     } else {
         0.0
     };
-    DistanceMatrix { classes: class_names.to_vec(), mean, mean_within, mean_between }
+    DistanceMatrix {
+        classes: class_names.to_vec(),
+        mean,
+        mean_within,
+        mean_between,
+    }
 }
 
 #[cfg(test)]
@@ -61,7 +83,12 @@ mod tests {
     #[test]
     fn distances_match_hand_computed_values() {
         // Class 0: x-axis twice (distance 0); class 1: y-axis and the diagonal.
-        let rows = vec![vec![1.0, 0.0], vec![2.0, 0.0], vec![0.0, 1.0], vec![1.0, 1.0]];
+        let rows = vec![
+            vec![1.0, 0.0],
+            vec![2.0, 0.0],
+            vec![0.0, 1.0],
+            vec![1.0, 1.0],
+        ];
         let cos = Gram::from_rows(&l2_normalized(&rows));
         let m = class_distances(&cos, &[0, 0, 1, 1], &["a".into(), "b".into()]);
         let h = 1.0 - std::f64::consts::FRAC_1_SQRT_2;

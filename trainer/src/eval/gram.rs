@@ -84,7 +84,11 @@ pub fn l2_normalized(rows: &[Vec<f32>]) -> Vec<Vec<f32>> {
     rows.iter()
         .map(|r| {
             let norm = dot(r, r).sqrt();
-            if norm > 0.0 { r.iter().map(|v| v / norm).collect() } else { r.clone() }
+            if norm > 0.0 {
+                r.iter().map(|v| v / norm).collect()
+            } else {
+                r.clone()
+            }
         })
         .collect()
 }
@@ -93,7 +97,9 @@ pub fn l2_normalized(rows: &[Vec<f32>]) -> Vec<Vec<f32>> {
 /// of the pool (no labels are used); constant features become 0. This is the
 /// "standardised" input of the SVC and linear classifiers.
 pub fn standardized(rows: &[Vec<f32>]) -> Vec<Vec<f32>> {
-    let Some(first) = rows.first() else { return Vec::new() };
+    let Some(first) = rows.first() else {
+        return Vec::new();
+    };
     let (d, n) = (first.len(), rows.len() as f64);
     let mut mean = vec![0.0f64; d];
     for r in rows {
@@ -154,7 +160,7 @@ mod tests {
 
     #[test]
     fn gram_holds_dot_products_and_distances() {
-        let rows = vec![vec![1.0, 0.0, 2.0], vec![0.0, 3.0, 1.0], vec![1.0; 11]];
+        let rows = [vec![1.0, 0.0, 2.0], vec![0.0, 3.0, 1.0], vec![1.0; 11]];
         let g = Gram::from_rows(&rows[..2]);
         assert_eq!(g.get(0, 1), 2.0);
         assert_eq!(g.get(1, 0), 2.0);

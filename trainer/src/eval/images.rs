@@ -43,25 +43,38 @@ pub struct ClassPicks {
 /// alone: `u_i . c / |c|` with `c` the mean unit vector of the class.
 pub fn centre_similarities(cosine: &Gram, labels: &[usize], classes: usize) -> Vec<Vec<f64>> {
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); classes];
-    labels.iter().enumerate().for_each(|(i, &c)| members[c].push(i));
+    labels
+        .iter()
+        .enumerate()
+        .for_each(|(i, &c)| members[c].push(i));
     members
         .iter()
         .map(|m| {
             if m.is_empty() {
                 return vec![0.0; labels.len()];
             }
-            let sq: f64 = m.iter().flat_map(|&a| m.iter().map(move |&b| cosine.get(a, b) as f64)).sum::<f64>()
+            let sq: f64 = m
+                .iter()
+                .flat_map(|&a| m.iter().map(move |&b| cosine.get(a, b) as f64))
+                .sum::<f64>()
                 / (m.len() * m.len()) as f64;
             let norm = sq.max(1e-24).sqrt();
             (0..labels.len())
-                .map(|i| m.iter().map(|&j| cosine.get(i, j) as f64).sum::<f64>() / m.len() as f64 / norm)
+                .map(|i| {
+                    m.iter().map(|&j| cosine.get(i, j) as f64).sum::<f64>() / m.len() as f64 / norm
+                })
                 .collect()
         })
         .collect()
 }
 
 /// The picks for every class.
-pub fn pick_images(cosine: &Gram, labels: &[usize], ids: &[String], class_names: &[String]) -> Vec<ClassPicks> {
+pub fn pick_images(
+    cosine: &Gram,
+    labels: &[usize],
+    ids: &[String],
+    class_names: &[String],
+) -> Vec<ClassPicks> {
     let sims = centre_similarities(cosine, labels, class_names.len());
     let pick = |i: usize, c: usize| Pick {
         index: i,
@@ -80,7 +93,12 @@ pub fn pick_images(cosine: &Gram, labels: &[usize], ids: &[String], class_names:
             ClassPicks {
                 class: class_names[c].clone(),
                 closest: own.iter().take(PER_GRID).map(|&i| pick(i, c)).collect(),
-                furthest: own.iter().rev().take(PER_GRID).map(|&i| pick(i, c)).collect(),
+                furthest: own
+                    .iter()
+                    .rev()
+                    .take(PER_GRID)
+                    .map(|&i| pick(i, c))
+                    .collect(),
                 closest_other: other.iter().take(PER_GRID).map(|&i| pick(i, c)).collect(),
             }
         })
@@ -94,10 +112,19 @@ pub fn grid_png(images: &[&[u8]], size: usize) -> anyhow::Result<Vec<u8>> {
     let width = (images.len().max(1) * (size + gap) - gap) as u32;
     let mut grid = image::GrayImage::from_pixel(width, size as u32, image::Luma([255]));
     for (k, im) in images.iter().enumerate() {
-        anyhow::ensure!(im.len() == size * size, "image {k} has {} pixels, expected {}", im.len(), size * size);
+        anyhow::ensure!(
+            im.len() == size * size,
+            "image {k} has {} pixels, expected {}",
+            im.len(),
+            size * size
+        );
         for y in 0..size {
             for x in 0..size {
-                grid.put_pixel((k * (size + gap) + x) as u32, y as u32, image::Luma([im[y * size + x]]));
+                grid.put_pixel(
+                    (k * (size + gap) + x) as u32,
+                    y as u32,
+                    image::Luma([im[y * size + x]]),
+                );
             }
         }
     }

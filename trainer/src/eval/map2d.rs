@@ -46,7 +46,9 @@ pub fn neighbour_preservation(cosine: &Gram, points: &[[f32; 2]]) -> f64 {
             let row = cosine.row(i);
             let mut high: Vec<usize> = (0..n).filter(|&j| j != i).collect();
             high.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
-            let d2 = |j: usize| (points[j][0] - points[i][0]).powi(2) + (points[j][1] - points[i][1]).powi(2);
+            let d2 = |j: usize| {
+                (points[j][0] - points[i][0]).powi(2) + (points[j][1] - points[i][1]).powi(2)
+            };
             let mut low: Vec<usize> = (0..n).filter(|&j| j != i).collect();
             low.sort_by(|&a, &b| d2(a).total_cmp(&d2(b)).then(a.cmp(&b)));
             let low_set: std::collections::HashSet<usize> = low[..k].iter().copied().collect();
@@ -60,16 +62,23 @@ pub fn neighbour_preservation(cosine: &Gram, points: &[[f32; 2]]) -> f64 {
 /// `dim x dim` matrix), of rows already centred or not.
 pub fn pca2(rows: &[Vec<f32>]) -> Vec<[f32; 2]> {
     let n = rows.len();
-    let Some(d) = rows.first().map(Vec::len) else { return Vec::new() };
+    let Some(d) = rows.first().map(Vec::len) else {
+        return Vec::new();
+    };
     let mut mean = vec![0.0f32; d];
     for r in rows {
         mean.iter_mut().zip(r).for_each(|(m, v)| *m += v / n as f32);
     }
-    let centred: Vec<Vec<f32>> = rows.iter().map(|r| r.iter().zip(&mean).map(|(v, m)| v - m).collect()).collect();
+    let centred: Vec<Vec<f32>> = rows
+        .iter()
+        .map(|r| r.iter().zip(&mean).map(|(v, m)| v - m).collect())
+        .collect();
     let mut components: Vec<Vec<f32>> = Vec::new();
     for c in 0..2 {
         // Deterministic start that is not orthogonal to typical data.
-        let mut v: Vec<f32> = (0..d).map(|i| 1.0 + ((i * 31 + c * 17) % 7) as f32 * 0.1).collect();
+        let mut v: Vec<f32> = (0..d)
+            .map(|i| 1.0 + ((i * 31 + c * 17) % 7) as f32 * 0.1)
+            .collect();
         for _ in 0..100 {
             let scores: Vec<f32> = centred.iter().map(|r| dot(r, &v)).collect();
             let mut w = vec![0.0f32; d];
@@ -88,7 +97,10 @@ pub fn pca2(rows: &[Vec<f32>]) -> Vec<[f32; 2]> {
         }
         components.push(v);
     }
-    centred.iter().map(|r| [dot(r, &components[0]), dot(r, &components[1])]).collect()
+    centred
+        .iter()
+        .map(|r| [dot(r, &components[0]), dot(r, &components[1])])
+        .collect()
 }
 
 /// Maps embeddings to 2-D (UMAP with cosine neighbours, PCA start).
@@ -105,15 +117,25 @@ pub fn map_2d(embeddings: &[Vec<f32>], cosine: &Gram) -> Map2d {
         pca_neighbour_preservation: pca_score,
     };
     if n < MIN_UMAP_POINTS {
-        return fallback(format!("{n} points are too few for UMAP (needs {MIN_UMAP_POINTS})"));
+        return fallback(format!(
+            "{n} points are too few for UMAP (needs {MIN_UMAP_POINTS})"
+        ));
     }
     match std::panic::catch_unwind(|| umap(&unit, cosine, &pca)) {
         Ok(Ok(points)) => {
             let score = neighbour_preservation(cosine, &points);
             if score < pca_score {
-                fallback(format!("UMAP kept fewer neighbourhoods than PCA ({score:.2} vs {pca_score:.2})"))
+                fallback(format!(
+                    "UMAP kept fewer neighbourhoods than PCA ({score:.2} vs {pca_score:.2})"
+                ))
             } else {
-                Map2d { method: "umap".into(), note: None, points, neighbour_preservation: score, pca_neighbour_preservation: pca_score }
+                Map2d {
+                    method: "umap".into(),
+                    note: None,
+                    points,
+                    neighbour_preservation: score,
+                    pca_neighbour_preservation: pca_score,
+                }
             }
         }
         Ok(Err(e)) => fallback(format!("UMAP failed: {e}")),
@@ -131,25 +153,54 @@ fn umap(unit: &[Vec<f32>], cosine: &Gram, pca: &[[f32; 2]]) -> anyhow::Result<Ve
         let row = cosine.row(i);
         let mut order: Vec<usize> = (0..n).collect();
         // Itself first (distance 0), then by decreasing similarity.
-        order.sort_by(|&a, &b| (b == i).cmp(&(a == i)).then(row[b].total_cmp(&row[a])).then(a.cmp(&b)));
+        order.sort_by(|&a, &b| {
+            (b == i)
+                .cmp(&(a == i))
+                .then(row[b].total_cmp(&row[a]))
+                .then(a.cmp(&b))
+        });
         for (slot, &j) in order.iter().take(neighbours).enumerate() {
             knn_indices[[i, slot]] = j as u32;
             // Euclidean distance between unit vectors.
-            knn_dists[[i, slot]] = if j == i { 0.0 } else { (2.0 - 2.0 * row[j]).max(0.0).sqrt() };
+            knn_dists[[i, slot]] = if j == i {
+                0.0
+            } else {
+                (2.0 - 2.0 * row[j]).max(0.0).sqrt()
+            };
         }
     }
     let data = Array2::from_shape_vec((n, d), unit.iter().flatten().copied().collect())?;
     // Scale the PCA start to a 10-unit box as umap-learn does with its init.
-    let span = pca.iter().flat_map(|p| p.iter()).fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
-    let init = Array2::from_shape_vec((n, 2), pca.iter().flat_map(|p| [p[0] / span * 10.0, p[1] / span * 10.0]).collect())?;
+    let span = pca
+        .iter()
+        .flat_map(|p| p.iter())
+        .fold(0.0f32, |m, v| m.max(v.abs()))
+        .max(1e-6);
+    let init = Array2::from_shape_vec(
+        (n, 2),
+        pca.iter()
+            .flat_map(|p| [p[0] / span * 10.0, p[1] / span * 10.0])
+            .collect(),
+    )?;
     let config = umap_rs::UmapConfig {
-        graph: umap_rs::GraphParams { n_neighbors: neighbours, ..Default::default() },
+        graph: umap_rs::GraphParams {
+            n_neighbors: neighbours,
+            ..Default::default()
+        },
         ..Default::default()
     };
-    let fitted = umap_rs::Umap::new(config).fit(data.view(), knn_indices.view(), knn_dists.view(), init.view());
+    let fitted = umap_rs::Umap::new(config).fit(
+        data.view(),
+        knn_indices.view(),
+        knn_dists.view(),
+        init.view(),
+    );
     let emb = fitted.embedding();
     let points: Vec<[f32; 2]> = (0..n).map(|i| [emb[[i, 0]], emb[[i, 1]]]).collect();
-    anyhow::ensure!(points.iter().all(|p| p[0].is_finite() && p[1].is_finite()), "some points were disconnected");
+    anyhow::ensure!(
+        points.iter().all(|p| p[0].is_finite() && p[1].is_finite()),
+        "some points were disconnected"
+    );
     Ok(points)
 }
 
@@ -171,7 +222,11 @@ mod tests {
         // First coordinate tracks t (up to sign), with |first| >> |second|.
         let ratio = p[20][0] / p[0][0];
         assert!((ratio + 1.0).abs() < 1e-3, "{ratio}");
-        assert!((p[20][0].abs() - 10.0 * 2f32.sqrt()).abs() < 0.05, "{:?}", p[20]);
+        assert!(
+            (p[20][0].abs() - 10.0 * 2f32.sqrt()).abs() < 0.05,
+            "{:?}",
+            p[20]
+        );
         assert!(p.iter().all(|q| q[1].abs() < 0.2));
     }
 
@@ -182,7 +237,13 @@ mod tests {
             for i in 0..20 {
                 // Distinct points: a small class-independent wiggle.
                 let t = i as f32 / 20.0;
-                let mut v = vec![0.1 * t, 0.1 * (1.0 - t), 0.05 * (t * 7.0).sin(), 0.05 * (t * 5.0).cos(), 0.0];
+                let mut v = vec![
+                    0.1 * t,
+                    0.1 * (1.0 - t),
+                    0.05 * (t * 7.0).sin(),
+                    0.05 * (t * 5.0).cos(),
+                    0.0,
+                ];
                 v[c] += 1.0;
                 rows.push(v);
             }
@@ -197,8 +258,10 @@ mod tests {
             let nearest = (0..60)
                 .filter(|&j| j != i)
                 .min_by(|&a, &b| {
-                    let da = (m.points[a][0] - m.points[i][0]).hypot(m.points[a][1] - m.points[i][1]);
-                    let db = (m.points[b][0] - m.points[i][0]).hypot(m.points[b][1] - m.points[i][1]);
+                    let da =
+                        (m.points[a][0] - m.points[i][0]).hypot(m.points[a][1] - m.points[i][1]);
+                    let db =
+                        (m.points[b][0] - m.points[i][0]).hypot(m.points[b][1] - m.points[i][1]);
                     da.total_cmp(&db)
                 })
                 .unwrap();
@@ -208,7 +271,9 @@ mod tests {
 
     #[test]
     fn preservation_is_one_for_an_exact_copy_and_low_for_a_shuffle() {
-        let rows: Vec<Vec<f32>> = (0..30).map(|i| vec![(i as f32 * 0.1).cos(), (i as f32 * 0.1).sin()]).collect();
+        let rows: Vec<Vec<f32>> = (0..30)
+            .map(|i| vec![(i as f32 * 0.1).cos(), (i as f32 * 0.1).sin()])
+            .collect();
         let cos = Gram::from_rows(&l2_normalized(&rows));
         let same: Vec<[f32; 2]> = rows.iter().map(|r| [r[0], r[1]]).collect();
         assert_eq!(neighbour_preservation(&cos, &same), 1.0);

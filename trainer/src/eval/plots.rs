@@ -83,14 +83,23 @@ pub struct Series {
 }
 
 /// A line chart as an SVG string; `log_x` uses a logarithmic x axis.
-pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series], log_x: bool, y_range: Option<(f64, f64)>) -> anyhow::Result<String> {
+pub fn line_chart(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    log_x: bool,
+    y_range: Option<(f64, f64)>,
+) -> anyhow::Result<String> {
     ensure_font()?;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (560, 360)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let all: Vec<&(f64, f64, Option<f64>)> = series.iter().flat_map(|s| &s.points).collect();
-        let (mut x0, mut x1) = all.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+        let (mut x0, mut x1) = all
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
         if all.is_empty() {
             (x0, x1) = (1.0, 10.0);
         }
@@ -98,26 +107,57 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series], 
             x1 = x0 + 1.0;
         }
         let (y0, y1) = y_range.unwrap_or_else(|| {
-            let (a, b) = all.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
-            if all.is_empty() || a >= b { (0.0, 1.0) } else { (a - 0.05 * (b - a), b + 0.05 * (b - a)) }
+            let (a, b) = all
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+            if all.is_empty() || a >= b {
+                (0.0, 1.0)
+            } else {
+                (a - 0.05 * (b - a), b + 0.05 * (b - a))
+            }
         });
         let mut builder = ChartBuilder::on(&root);
-        builder.caption(title, ("sans-serif", 18)).margin(10).x_label_area_size(40).y_label_area_size(50);
+        builder
+            .caption(title, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(50);
         macro_rules! draw {
             ($chart:expr) => {{
                 let mut chart = $chart;
-                chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw().map_err(err)?;
+                chart
+                    .configure_mesh()
+                    .x_desc(x_label)
+                    .y_desc(y_label)
+                    .draw()
+                    .map_err(err)?;
                 for s in series {
                     let color = palette(s.color);
                     chart
-                        .draw_series(LineSeries::new(s.points.iter().map(|p| (p.0, p.1)), color.stroke_width(2)))
+                        .draw_series(LineSeries::new(
+                            s.points.iter().map(|p| (p.0, p.1)),
+                            color.stroke_width(2),
+                        ))
                         .map_err(err)?
                         .label(s.name.clone())
-                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
-                    chart.draw_series(s.points.iter().map(|p| Circle::new((p.0, p.1), 3, color.filled()))).map_err(err)?;
+                        .legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                        });
+                    chart
+                        .draw_series(
+                            s.points
+                                .iter()
+                                .map(|p| Circle::new((p.0, p.1), 3, color.filled())),
+                        )
+                        .map_err(err)?;
                     chart
                         .draw_series(s.points.iter().filter_map(|p| {
-                            p.2.map(|sd| PathElement::new(vec![(p.0, p.1 - sd), (p.0, p.1 + sd)], color.stroke_width(1)))
+                            p.2.map(|sd| {
+                                PathElement::new(
+                                    vec![(p.0, p.1 - sd), (p.0, p.1 + sd)],
+                                    color.stroke_width(1),
+                                )
+                            })
                         }))
                         .map_err(err)?;
                 }
@@ -131,7 +171,11 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series], 
             }};
         }
         if log_x {
-            draw!(builder.build_cartesian_2d((x0 * 0.9..x1 * 1.1).log_scale(), y0..y1).map_err(err)?);
+            draw!(
+                builder
+                    .build_cartesian_2d((x0 * 0.9..x1 * 1.1).log_scale(), y0..y1)
+                    .map_err(err)?
+            );
         } else {
             draw!(builder.build_cartesian_2d(x0..x1, y0..y1).map_err(err)?);
         }
@@ -146,35 +190,57 @@ pub fn heatmap(title: &str, classes: &[String], values: &[Vec<f64>]) -> anyhow::
     let k = classes.len().max(1);
     let cell = (480 / k).clamp(14, 48) as i32;
     let label_w = 170;
-    let (w, h) = (label_w + cell * k as i32 + 20, 40 + cell * k as i32 + label_w);
+    let (w, h) = (
+        label_w + cell * k as i32 + 20,
+        40 + cell * k as i32 + label_w,
+    );
     let max = values.iter().flatten().copied().fold(1e-9f64, f64::max);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (w as u32, h as u32)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        root.draw(&Text::new(title.to_string(), (10, 10), ("sans-serif", 16))).map_err(err)?;
+        root.draw(&Text::new(title.to_string(), (10, 10), ("sans-serif", 16)))
+            .map_err(err)?;
         let font_size = (cell as f64 * 0.45).clamp(8.0, 12.0);
         for (a, row) in values.iter().enumerate() {
             for (b, &v) in row.iter().enumerate() {
                 let t = (v / max).clamp(0.0, 1.0);
                 // White (small distance) to dark blue (large).
-                let color = RGBColor((255.0 - 220.0 * t) as u8, (255.0 - 180.0 * t) as u8, (255.0 - 90.0 * t) as u8);
+                let color = RGBColor(
+                    (255.0 - 220.0 * t) as u8,
+                    (255.0 - 180.0 * t) as u8,
+                    (255.0 - 90.0 * t) as u8,
+                );
                 let (x, y) = (label_w + b as i32 * cell, 40 + a as i32 * cell);
-                root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], color.filled())).map_err(err)?;
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell, y + cell)],
+                    color.filled(),
+                ))
+                .map_err(err)?;
                 if cell >= 24 {
                     let text_color = if t > 0.6 { WHITE } else { BLACK };
-                    let style = TextStyle::from(("sans-serif", font_size).into_font()).color(&text_color);
-                    root.draw(&Text::new(format!("{v:.2}"), (x + 3, y + cell / 2 - 5), style)).map_err(err)?;
+                    let style =
+                        TextStyle::from(("sans-serif", font_size).into_font()).color(&text_color);
+                    root.draw(&Text::new(
+                        format!("{v:.2}"),
+                        (x + 3, y + cell / 2 - 5),
+                        style,
+                    ))
+                    .map_err(err)?;
                 }
             }
         }
         for (a, name) in classes.iter().enumerate() {
             let short: String = name.chars().take(24).collect();
             let y = 40 + a as i32 * cell + cell / 2 - 5;
-            root.draw(&Text::new(short.clone(), (5, y), ("sans-serif", font_size))).map_err(err)?;
+            root.draw(&Text::new(short.clone(), (5, y), ("sans-serif", font_size)))
+                .map_err(err)?;
             let x = label_w + a as i32 * cell + cell / 2 - 5;
-            let style = ("sans-serif", font_size).into_font().transform(FontTransform::Rotate90);
-            root.draw(&Text::new(short, (x + 10, 45 + cell * k as i32), style)).map_err(err)?;
+            let style = ("sans-serif", font_size)
+                .into_font()
+                .transform(FontTransform::Rotate90);
+            root.draw(&Text::new(short, (x + 10, 45 + cell * k as i32), style))
+                .map_err(err)?;
         }
         root.present().map_err(err)?;
     }
@@ -182,7 +248,12 @@ pub fn heatmap(title: &str, classes: &[String], values: &[Vec<f64>]) -> anyhow::
 }
 
 /// A scatter of 2-D points coloured by class, with a legend.
-pub fn scatter(title: &str, points: &[[f32; 2]], labels: &[usize], classes: &[String]) -> anyhow::Result<String> {
+pub fn scatter(
+    title: &str,
+    points: &[[f32; 2]],
+    labels: &[usize],
+    classes: &[String],
+) -> anyhow::Result<String> {
     ensure_font()?;
     let mut svg = String::new();
     {
@@ -238,8 +309,20 @@ mod tests {
 
     #[test]
     fn charts_are_svg_with_their_text() {
-        let s = vec![Series { name: "model kNN".into(), color: 0, points: vec![(1.0, 0.5, Some(0.1)), (10.0, 0.8, None)] }];
-        let svg = line_chart("Few-shot", "labels per class", "balanced accuracy", &s, true, Some((0.0, 1.0))).unwrap();
+        let s = vec![Series {
+            name: "model kNN".into(),
+            color: 0,
+            points: vec![(1.0, 0.5, Some(0.1)), (10.0, 0.8, None)],
+        }];
+        let svg = line_chart(
+            "Few-shot",
+            "labels per class",
+            "balanced accuracy",
+            &s,
+            true,
+            Some((0.0, 1.0)),
+        )
+        .unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("model kNN") && svg.contains("Few-shot"));
         let names = vec!["diatom".to_string(), "ciliate".to_string()];
         let h = heatmap("Distances", &names, &[vec![0.1, 0.5], vec![0.5, 0.2]]).unwrap();

@@ -31,7 +31,11 @@ pub const DEFAULT_SHOTS: [usize; 7] = [1, 2, 5, 10, 20, 50, 100];
 /// Training sizes of the seed's curve: 30..90 step 10, 100..900 step 100,
 /// 1000..3000 step 200.
 pub fn seed_curve_sizes() -> Vec<usize> {
-    (30..=90).step_by(10).chain((100..=900).step_by(100)).chain((1000..=3000).step_by(200)).collect()
+    (30..=90)
+        .step_by(10)
+        .chain((100..=900).step_by(100))
+        .chain((1000..=3000).step_by(200))
+        .collect()
 }
 
 /// How to run the protocol.
@@ -128,12 +132,26 @@ pub struct TransferResult {
 }
 
 /// Scores of the three classifiers on one task.
-fn score_all(kernels: &PoolKernels, task: Task<'_>, truth: &[usize], k: usize, seed: u64) -> anyhow::Result<[f64; 3]> {
+fn score_all(
+    kernels: &PoolKernels,
+    task: Task<'_>,
+    truth: &[usize],
+    k: usize,
+    seed: u64,
+) -> anyhow::Result<[f64; 3]> {
     let classes = task.classes;
     let k_pred = knn(&kernels.cosine, task, k);
     let l_pred = logistic(&kernels.standardized, task, LogisticParams::default());
     let gamma = 1.0 / kernels.dim.max(1) as f64;
-    let s_pred = svc_rbf(&kernels.standardized, task, SvcParams { c: 1.0, gamma, seed })?;
+    let s_pred = svc_rbf(
+        &kernels.standardized,
+        task,
+        SvcParams {
+            c: 1.0,
+            gamma,
+            seed,
+        },
+    )?;
     Ok([
         balanced_accuracy(truth, &k_pred, classes),
         balanced_accuracy(truth, &l_pred, classes),
@@ -143,9 +161,20 @@ fn score_all(kernels: &PoolKernels, task: Task<'_>, truth: &[usize], k: usize, s
 
 /// Runs the few-shot protocol and the seed's curve on one pool.
 /// `labels[i]` is the class of pool item `i` (`< classes`).
-pub fn run(kernels: &PoolKernels, labels: &[usize], classes: usize, settings: &Settings) -> anyhow::Result<TransferResult> {
-    anyhow::ensure!(labels.len() == kernels.cosine.len(), "labels and pool differ in length");
-    anyhow::ensure!(classes >= 2, "transfer needs at least two classes, found {classes}");
+pub fn run(
+    kernels: &PoolKernels,
+    labels: &[usize],
+    classes: usize,
+    settings: &Settings,
+) -> anyhow::Result<TransferResult> {
+    anyhow::ensure!(
+        labels.len() == kernels.cosine.len(),
+        "labels and pool differ in length"
+    );
+    anyhow::ensure!(
+        classes >= 2,
+        "transfer needs at least two classes, found {classes}"
+    );
     let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
     for (i, &c) in labels.iter().enumerate() {
         by_class[c].push(i);
@@ -166,7 +195,8 @@ pub fn run(kernels: &PoolKernels, labels: &[usize], classes: usize, settings: &S
             .map(|d| {
                 let seed = settings.seed.wrapping_add(d as u64);
                 let mut rng = ChaCha8Rng::seed_from_u64(seed ^ ((n as u64) << 32));
-                let (mut train, mut train_labels, mut test, mut truth) = (vec![], vec![], vec![], vec![]);
+                let (mut train, mut train_labels, mut test, mut truth) =
+                    (vec![], vec![], vec![], vec![]);
                 for (c, items) in by_class.iter().enumerate() {
                     let mut items = items.clone();
                     items.shuffle(&mut rng);
@@ -180,12 +210,23 @@ pub fn run(kernels: &PoolKernels, labels: &[usize], classes: usize, settings: &S
                         }
                     }
                 }
-                let task = Task { train: &train, train_labels: &train_labels, test: &test, classes };
+                let task = Task {
+                    train: &train,
+                    train_labels: &train_labels,
+                    test: &test,
+                    classes,
+                };
                 score_all(kernels, task, &truth, knn_k, seed)
             })
             .collect::<anyhow::Result<_>>()?;
         let column = |m: usize| Stat::from_values(scores.iter().map(|s| s[m]).collect());
-        few_shot.push(ShotResult { n_per_class: n, knn_k, knn: column(0), logistic: column(1), svc: column(2) });
+        few_shot.push(ShotResult {
+            n_per_class: n,
+            knn_k,
+            knn: column(0),
+            logistic: column(1),
+            svc: column(2),
+        });
     }
 
     // The seed's curve.
@@ -194,7 +235,12 @@ pub fn run(kernels: &PoolKernels, labels: &[usize], classes: usize, settings: &S
     let train_pool_len = ((labels.len() as f64) * settings.curve_train_fraction).round() as usize;
     let (train_pool, test) = order.split_at(train_pool_len.min(labels.len()));
     let truth: Vec<usize> = test.iter().map(|&i| labels[i]).collect();
-    let sizes: Vec<usize> = settings.curve_sizes.iter().copied().filter(|&n| n <= train_pool.len()).collect();
+    let sizes: Vec<usize> = settings
+        .curve_sizes
+        .iter()
+        .copied()
+        .filter(|&n| n <= train_pool.len())
+        .collect();
     let curve = sizes
         .par_iter()
         .map(|&n| {
@@ -202,12 +248,30 @@ pub fn run(kernels: &PoolKernels, labels: &[usize], classes: usize, settings: &S
             let train_labels: Vec<usize> = train.iter().map(|&i| labels[i]).collect();
             let mut present = vec![false; classes];
             train_labels.iter().for_each(|&c| present[c] = true);
-            let task = Task { train, train_labels: &train_labels, test, classes };
-            let [knn, logistic, svc] = score_all(kernels, task, &truth, settings.k.min(n), settings.seed)?;
-            Ok(CurvePoint { n_train: n, classes_seen: present.iter().filter(|&&p| p).count(), knn, logistic, svc })
+            let task = Task {
+                train,
+                train_labels: &train_labels,
+                test,
+                classes,
+            };
+            let [knn, logistic, svc] =
+                score_all(kernels, task, &truth, settings.k.min(n), settings.seed)?;
+            Ok(CurvePoint {
+                n_train: n,
+                classes_seen: present.iter().filter(|&&p| p).count(),
+                knn,
+                logistic,
+                svc,
+            })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(TransferResult { few_shot, skipped_shots, curve, curve_train_pool: train_pool.len(), curve_test: test.len() })
+    Ok(TransferResult {
+        few_shot,
+        skipped_shots,
+        curve,
+        curve_train_pool: train_pool.len(),
+        curve_test: test.len(),
+    })
 }
 
 #[cfg(test)]
@@ -241,7 +305,10 @@ mod tests {
     fn separable_pool_scores_one_and_small_classes_cap_n() {
         let (rows, labels) = clustered(3, 12);
         let kernels = PoolKernels::new(&rows);
-        let settings = Settings { draws: 3, ..Settings::default() };
+        let settings = Settings {
+            draws: 3,
+            ..Settings::default()
+        };
         let r = run(&kernels, &labels, 3, &settings).unwrap();
         let ns: Vec<usize> = r.few_shot.iter().map(|s| s.n_per_class).collect();
         assert_eq!(ns, vec![1, 2, 5, 10]);
@@ -262,27 +329,55 @@ mod tests {
     #[test]
     fn chance_level_labels_score_near_chance() {
         // Labels unrelated to the (identical-looking) embeddings.
-        let rows: Vec<Vec<f32>> = (0..120).map(|i| vec![1.0 + (i % 7) as f32 * 0.01, 1.0, (i % 11) as f32 * 0.01]).collect();
+        let rows: Vec<Vec<f32>> = (0..120)
+            .map(|i| vec![1.0 + (i % 7) as f32 * 0.01, 1.0, (i % 11) as f32 * 0.01])
+            .collect();
         let labels: Vec<usize> = (0..120).map(|i| (i * 37 / 3) % 2).collect();
         let kernels = PoolKernels::new(&rows);
-        let settings = Settings { shots: vec![10], draws: 10, ..Settings::default() };
+        let settings = Settings {
+            shots: vec![10],
+            draws: 10,
+            ..Settings::default()
+        };
         let r = run(&kernels, &labels, 2, &settings).unwrap();
-        for stat in [&r.few_shot[0].knn, &r.few_shot[0].logistic, &r.few_shot[0].svc] {
+        for stat in [
+            &r.few_shot[0].knn,
+            &r.few_shot[0].logistic,
+            &r.few_shot[0].svc,
+        ] {
             assert!((stat.mean - 0.5).abs() < 0.15, "{}", stat.mean);
         }
-        assert_eq!(r.curve.iter().map(|p| p.n_train).collect::<Vec<_>>(), vec![30, 40, 50, 60, 70]);
+        assert_eq!(
+            r.curve.iter().map(|p| p.n_train).collect::<Vec<_>>(),
+            vec![30, 40, 50, 60, 70]
+        );
     }
 
     #[test]
     fn draws_are_reproducible_and_seed_dependent() {
-        let rows: Vec<Vec<f32>> = (0..60).map(|i| vec![(i % 13) as f32, (i % 7) as f32, 1.0]).collect();
+        let rows: Vec<Vec<f32>> = (0..60)
+            .map(|i| vec![(i % 13) as f32, (i % 7) as f32, 1.0])
+            .collect();
         let labels: Vec<usize> = (0..60).map(|i| i % 3).collect();
         let kernels = PoolKernels::new(&rows);
-        let settings = Settings { shots: vec![2], draws: 4, ..Settings::default() };
+        let settings = Settings {
+            shots: vec![2],
+            draws: 4,
+            ..Settings::default()
+        };
         let a = run(&kernels, &labels, 3, &settings).unwrap();
         let b = run(&kernels, &labels, 3, &settings).unwrap();
         assert_eq!(a.few_shot[0].knn.values, b.few_shot[0].knn.values);
-        let c = run(&kernels, &labels, 3, &Settings { seed: 99, ..settings }).unwrap();
+        let c = run(
+            &kernels,
+            &labels,
+            3,
+            &Settings {
+                seed: 99,
+                ..settings
+            },
+        )
+        .unwrap();
         assert_ne!(a.few_shot[0].knn.values, c.few_shot[0].knn.values);
     }
 }
