@@ -1,0 +1,131 @@
+//! Host side of preprocessing: decode any supported image file to one gray
+//! channel, then call the SAME no_std [`preprocess_gray`] the device runs.
+//!
+//! Gray conversion is the `image` crate's `to_luma8`: for colour images
+//! `Y = (2126 R + 7152 G + 722 B) / 10000`, truncated (Rec. 709 weights
+//! applied to the stored sRGB values, no linearisation); alpha is ignored;
+//! gray images pass through unchanged; 16-bit samples are scaled to 8 bits.
+//!
+//! Decoding is guarded: the format is detected from the file content (not the
+//! extension), images larger than [`MAX_IMAGE_SIDE`] in either direction or
+//! needing more than [`MAX_DECODE_ALLOC`] bytes are refused before the
+//! decoder allocates (decompression bombs), and images smaller than
+//! [`MIN_IMAGE_SIDE`] are refused as carrying no shape.
+
+use std::io::Cursor;
+
+use image::{GrayImage, ImageReader, Limits};
+use seaclr_shared::preprocess::{OriginalSize, preprocess_gray};
+
+/// Largest accepted image width or height in pixels. Plankton images are
+/// tens to hundreds of pixels; a header claiming more is refused.
+pub const MAX_IMAGE_SIDE: u32 = 8192;
+
+/// Largest allocation the decoder may make for one image (64 MiB).
+pub const MAX_DECODE_ALLOC: u64 = 64 * 1024 * 1024;
+
+/// Largest image file read into memory (64 MiB).
+pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Smallest accepted width or height. A 1-pixel-wide (or 1x1) image
+/// carries no shape to learn from; such images are skipped with a reason
+/// rather than stretched into a 64x64 blob.
+pub const MIN_IMAGE_SIDE: u32 = 2;
+
+/// Decodes an encoded image (any enabled format: JPEG, PNG, TIFF, BMP) to an
+/// 8-bit gray image, with the limits of this module. The error is a short
+/// human-readable reason.
+pub fn decode_luma(bytes: &[u8]) -> Result<GrayImage, String> {
+    if bytes.is_empty() {
+        return Err("empty file (0 bytes)".into());
+    }
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if reader.format().is_none() {
+        return Err("not a recognised image format (content is not JPEG/PNG/TIFF/BMP)".into());
+    }
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_ALLOC);
+    reader.limits(limits);
+    let image = reader.decode().map_err(|e| format!("cannot decode: {e}"))?;
+    Ok(image.to_luma8())
+}
+
+/// Checks the size rules that apply to every source (files and IFCB ROIs).
+pub fn check_dimensions(width: u32, height: u32) -> Result<(), String> {
+    if width < MIN_IMAGE_SIDE || height < MIN_IMAGE_SIDE {
+        return Err(format!(
+            "image too small ({width}x{height}; minimum side is {MIN_IMAGE_SIDE} px)"
+        ));
+    }
+    if width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE {
+        return Err(format!(
+            "image too large ({width}x{height}; maximum side is {MAX_IMAGE_SIDE} px)"
+        ));
+    }
+    Ok(())
+}
+
+/// Preprocesses a decoded gray image to `size x size` with the shared
+/// no_std function.
+pub fn preprocess_luma(gray: &GrayImage, size: usize) -> Result<(Vec<u8>, OriginalSize), String> {
+    preprocess_raw(gray.as_raw(), gray.width(), gray.height(), size)
+}
+
+/// Preprocesses a raw gray buffer (e.g. an IFCB ROI) to `size x size`.
+pub fn preprocess_raw(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    size: usize,
+) -> Result<(Vec<u8>, OriginalSize), String> {
+    check_dimensions(width, height)?;
+    let mut out = vec![0u8; size * size];
+    let original = preprocess_gray(pixels, width as usize, height as usize, size, &mut out)
+        .map_err(|e| format!("cannot preprocess: {e}"))?;
+    Ok((out, original))
+}
+
+/// Decodes and preprocesses an encoded image file's bytes.
+pub fn preprocess_encoded(bytes: &[u8], size: usize) -> Result<(Vec<u8>, OriginalSize), String> {
+    let gray = decode_luma(bytes)?;
+    preprocess_luma(&gray, size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(img: &image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
+        let mut buf = Cursor::new(Vec::new());
+        img.write_to(&mut buf, format).unwrap();
+        buf.into_inner()
+    }
+
+    #[test]
+    fn png_roundtrip_gray_is_exact() {
+        let gray = GrayImage::from_fn(7, 5, |x, y| image::Luma([(x * 30 + y) as u8]));
+        let bytes = encode(&image::DynamicImage::ImageLuma8(gray.clone()), image::ImageFormat::Png);
+        assert_eq!(decode_luma(&bytes).unwrap(), gray);
+    }
+
+    #[test]
+    fn rgb_uses_rec709_luma() {
+        let rgb = image::RgbImage::from_pixel(3, 3, image::Rgb([200, 100, 50]));
+        let bytes = encode(&image::DynamicImage::ImageRgb8(rgb), image::ImageFormat::Png);
+        let expected = ((2126 * 200 + 7152 * 100 + 722 * 50) / 10000) as u8;
+        assert!(decode_luma(&bytes).unwrap().pixels().all(|p| p.0[0] == expected));
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        assert!(decode_luma(&[]).unwrap_err().contains("empty"));
+        assert!(decode_luma(b"hello, I am text").unwrap_err().contains("not a recognised"));
+        assert!(check_dimensions(1, 1).is_err());
+        assert!(check_dimensions(20000, 20000).is_err());
+        assert!(check_dimensions(2, 2).is_ok());
+    }
+}

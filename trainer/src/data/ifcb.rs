@@ -1,0 +1,314 @@
+//! IFCB (Imaging FlowCytobot) raw bins: `<stem>.hdr` (text header),
+//! `<stem>.adc` (CSV, one row per trigger) and `<stem>.roi` (8-bit gray
+//! pixels end to end).
+//!
+//! Two ADC layouts exist. The new one (24 columns) is named by the header's
+//! `ADCFileFormat:` line; we read the `ROIwidth`, `ROIheight` and
+//! `start_byte` columns by name. Without that line we fall back on the
+//! layout implied by the column count: the old 15-column layout (width,
+//! height, start byte in columns 11, 12, 13, 0-based) or the new 24-column
+//! one (15, 16, 17). Rows with `width * height = 0` carry no image and are
+//! not listed. The start byte is a plain offset into the `.roi` in both
+//! formats; image `i` is `roi[start .. start + w*h]`, `h` rows of `w` bytes.
+//!
+//! Images are numbered by their 1-based ADC row (the IFCB "target number"),
+//! so ids read `<stem>.roi#<row>` and stay stable whatever rows are skipped.
+
+use std::fs;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::Skipped;
+
+/// One image inside a bin: where its pixels are and how big it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoiEntry {
+    /// `<stem>.roi#<row>`.
+    pub id: String,
+    /// 1-based ADC row number.
+    pub row: usize,
+    /// The `.roi` file.
+    pub roi_path: PathBuf,
+    /// Byte offset of the first pixel in the `.roi`.
+    pub offset: u64,
+    /// ROI width in pixels.
+    pub width: u32,
+    /// ROI height in pixels.
+    pub height: u32,
+}
+
+/// The images of one bin plus rows that could not be used.
+#[derive(Debug, Default)]
+pub struct BinIndex {
+    /// Usable ROIs in ADC row order.
+    pub entries: Vec<RoiEntry>,
+    /// Rows that point outside the `.roi` or cannot be parsed.
+    pub skipped: Vec<Skipped>,
+}
+
+/// Column positions of width, height and start byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Columns {
+    width: usize,
+    height: usize,
+    start: usize,
+}
+
+const OLD_LAYOUT: Columns = Columns {
+    width: 11,
+    height: 12,
+    start: 13,
+};
+const NEW_LAYOUT: Columns = Columns {
+    width: 15,
+    height: 16,
+    start: 17,
+};
+
+/// Reads the column names from a header's `ADCFileFormat:` line, if any.
+fn columns_from_header(header: &str) -> Option<Result<Columns, String>> {
+    let line = header
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("ADCFileFormat:"))?;
+    let names: Vec<String> = line.split(',').map(|n| n.trim().to_ascii_lowercase()).collect();
+    let find = |name: &str| names.iter().position(|n| n == name);
+    Some(match (find("roiwidth"), find("roiheight"), find("start_byte")) {
+        (Some(width), Some(height), Some(start)) => Ok(Columns {
+            width,
+            height,
+            start,
+        }),
+        _ => Err(format!(
+            "ADCFileFormat names no ROIwidth/ROIheight/start_byte columns: {}",
+            line.trim()
+        )),
+    })
+}
+
+/// Guesses the layout from a row's field count (trailing empty field of the
+/// old format included).
+fn columns_from_count(fields: usize) -> Option<Columns> {
+    match fields {
+        15 | 16 => Some(OLD_LAYOUT),
+        24 | 25 => Some(NEW_LAYOUT),
+        _ => None,
+    }
+}
+
+/// Parses an ADC number that must be a non-negative integer (ADC files
+/// sometimes write them as `96` or `96.0`).
+fn parse_count(field: &str) -> Option<u64> {
+    let field = field.trim();
+    if let Ok(v) = field.parse::<u64>() {
+        return Some(v);
+    }
+    let f: f64 = field.parse().ok()?;
+    (f >= 0.0 && f.fract() == 0.0 && f < 1e15).then_some(f as u64)
+}
+
+/// Lists the ROIs of the bin whose `.adc` file is `adc_path`. Missing or
+/// unreadable `.adc`/`.roi` files are errors (the caller reports the bin as
+/// skipped); bad rows are reported in [`BinIndex::skipped`].
+pub fn index_bin(adc_path: &Path) -> Result<BinIndex> {
+    let stem = adc_path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .with_context(|| format!("{}: no file stem", adc_path.display()))?
+        .to_string();
+    let roi_path = adc_path.with_extension("roi");
+    let hdr_path = adc_path.with_extension("hdr");
+    let roi_len = fs::metadata(&roi_path)
+        .with_context(|| format!("{}: cannot read the bin's .roi file", roi_path.display()))?
+        .len();
+    let adc = fs::read_to_string(adc_path)
+        .with_context(|| format!("{}: cannot read ADC file", adc_path.display()))?;
+    let header_columns = match fs::read_to_string(&hdr_path) {
+        Ok(header) => columns_from_header(&header)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", hdr_path.display()))?,
+        // The header is optional: the column count decides the layout.
+        Err(_) => None,
+    };
+
+    let mut index = BinIndex::default();
+    for (i, line) in adc.lines().enumerate() {
+        let row = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let id = format!("{stem}.roi#{row}");
+        let skip = |reason: String| Skipped {
+            path: format!("{}#{row}", roi_path.display()),
+            reason,
+        };
+        let fields: Vec<&str> = line.split(',').collect();
+        let Some(columns) = header_columns.or_else(|| columns_from_count(fields.len())) else {
+            index.skipped.push(skip(format!(
+                "ADC row has {} fields: neither the 15-column nor the 24-column layout, \
+                 and the header has no ADCFileFormat line",
+                fields.len()
+            )));
+            continue;
+        };
+        let get = |c: usize| fields.get(c).and_then(|f| parse_count(f));
+        let (Some(width), Some(height), Some(offset)) =
+            (get(columns.width), get(columns.height), get(columns.start))
+        else {
+            index.skipped.push(skip(format!(
+                "ADC row {row}: width/height/start_byte (columns {}, {}, {}) missing or not \
+                 non-negative integers",
+                columns.width, columns.height, columns.start
+            )));
+            continue;
+        };
+        if width == 0 || height == 0 {
+            continue; // A trigger without an image.
+        }
+        let (Ok(width32), Ok(height32)) = (u32::try_from(width), u32::try_from(height)) else {
+            index
+                .skipped
+                .push(skip(format!("ADC row {row}: ROI size {width}x{height} is absurd")));
+            continue;
+        };
+        let end = offset.saturating_add(width.saturating_mul(height));
+        if end > roi_len {
+            index.skipped.push(skip(format!(
+                "ADC row {row}: ROI {width}x{height} at byte {offset} ends at byte {end}, \
+                 past the end of the .roi ({roi_len} bytes)"
+            )));
+            continue;
+        }
+        index.entries.push(RoiEntry {
+            id,
+            row,
+            roi_path: roi_path.clone(),
+            offset,
+            width: width32,
+            height: height32,
+        });
+    }
+    Ok(index)
+}
+
+/// Reads one ROI's raw pixels (`width * height` bytes).
+pub fn read_roi(entry: &RoiEntry) -> Result<Vec<u8>, String> {
+    let len = entry.width as usize * entry.height as usize;
+    let mut file = fs::File::open(&entry.roi_path).map_err(|e| format!("cannot open .roi: {e}"))?;
+    file.seek(SeekFrom::Start(entry.offset))
+        .map_err(|e| format!("cannot seek in .roi: {e}"))?;
+    let mut pixels = vec![0u8; len];
+    file.read_exact(&mut pixels)
+        .map_err(|e| format!("cannot read {len} bytes at offset {}: {e}", entry.offset))?;
+    Ok(pixels)
+}
+
+/// Lists the `.adc` files directly inside `dir`, sorted.
+pub fn find_bins(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut bins = Vec::new();
+    for entry in fs::read_dir(dir).with_context(|| format!("{}: cannot list", dir.display()))? {
+        let path = entry?.path();
+        if path.is_file() && is_adc(&path) {
+            bins.push(path);
+        }
+    }
+    bins.sort();
+    Ok(bins)
+}
+
+/// True for `*.adc` (case-insensitive).
+pub fn is_adc(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("adc"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/ifcb");
+
+    #[test]
+    fn header_columns_are_read_by_name() {
+        let header = "x: 1\nADCFileFormat: trigger#, ADC_time, a, b, c, d, e, f, g, h, i, j, k, \
+                      ROIx, ROIy, ROIwidth, ROIheight,start_byte, z\n";
+        assert_eq!(columns_from_header(header), Some(Ok(NEW_LAYOUT)));
+        assert_eq!(columns_from_header("no format line"), None);
+        assert!(matches!(
+            columns_from_header("ADCFileFormat: a, b"),
+            Some(Err(_))
+        ));
+    }
+
+    #[test]
+    fn old_bin_sizes_match_adc_rows() {
+        let index = index_bin(&Path::new(DATA).join("IFCB5_2012_028_081515.adc")).unwrap();
+        let got: Vec<(usize, u32, u32, u64)> = index
+            .entries
+            .iter()
+            .map(|e| (e.row, e.width, e.height, e.offset))
+            .collect();
+        // Columns 11, 12, 13 of the ADC rows (awk-verified).
+        assert_eq!(
+            got,
+            vec![
+                (1, 96, 45, 1),
+                (2, 238, 137, 4321),
+                (3, 180, 86, 36927),
+                (4, 113, 45, 52407),
+                (5, 105, 45, 57492),
+                (6, 197, 45, 62217),
+            ]
+        );
+        assert!(index.skipped.is_empty());
+        assert_eq!(index.entries[0].id, "IFCB5_2012_028_081515.roi#1");
+    }
+
+    #[test]
+    fn new_bin_has_19_images_from_named_columns() {
+        let index = index_bin(&Path::new(DATA).join("D20130526T095207_IFCB013.adc")).unwrap();
+        assert_eq!(index.entries.len(), 19);
+        assert!(index.skipped.is_empty());
+        let first = &index.entries[0];
+        assert_eq!((first.row, first.width, first.height, first.offset), (7, 88, 34, 0));
+        let last = index.entries.last().unwrap();
+        assert_eq!((last.row, last.width, last.height, last.offset), (114, 184, 89, 82096));
+        // Consecutive ROIs tile the .roi file end to end.
+        for pair in index.entries.windows(2) {
+            let (a, b) = (&pair[0], &pair[1]);
+            assert_eq!(a.offset + u64::from(a.width * a.height), b.offset);
+        }
+    }
+
+    #[test]
+    fn rows_past_the_end_and_garbage_rows_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let adc = dir.path().join("bin.adc");
+        // Old layout, no header: a good row, a zero-size row, a row past the
+        // end, a garbage row.
+        let row = |w: &str, h: &str, s: &str| {
+            format!("1,0,0,0,0,0,0,0,0,0,0,{w},{h},{s},0,\n")
+        };
+        let text = row("2", "3", "0") + &row("0", "0", "0") + &row("10", "10", "4") + &row("x", "3", "0");
+        fs::write(&adc, text).unwrap();
+        fs::write(dir.path().join("bin.roi"), [7u8; 20]).unwrap();
+        let index = index_bin(&adc).unwrap();
+        assert_eq!(index.entries.len(), 1);
+        assert_eq!(read_roi(&index.entries[0]).unwrap(), vec![7u8; 6]);
+        assert_eq!(index.skipped.len(), 2);
+        assert!(index.skipped[0].path.ends_with("bin.roi#3"));
+        assert!(index.skipped[0].reason.contains("past the end"), "{:?}", index.skipped);
+        assert!(index.skipped[1].reason.contains("row 4"));
+    }
+
+    #[test]
+    fn missing_roi_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let adc = dir.path().join("lonely.adc");
+        fs::write(&adc, "1,2,3\n").unwrap();
+        let err = format!("{:#}", index_bin(&adc).unwrap_err());
+        assert!(err.contains("lonely.roi"), "{err}");
+    }
+}
