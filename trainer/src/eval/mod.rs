@@ -12,7 +12,7 @@
 
 pub mod baselines;
 pub mod classifiers;
-// pub mod cli; // enabled at the merge of branch `data` (needs crate::data, seaclr_shared::preprocess::DEFAULT_SIZE)
+pub mod cli;
 pub mod curves;
 pub mod dataset;
 pub mod distances;
