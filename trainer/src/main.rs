@@ -1,6 +1,7 @@
 //! `seaclr`: the SeaCLR host command line.
 
 use clap::{Parser, Subcommand};
+use seaclr_trainer::{data, eval, quant, simclr};
 
 /// SeaCLR: self-supervised plankton embeddings, from workstation to buoy.
 #[derive(Parser)]
@@ -14,21 +15,25 @@ struct Cli {
 enum Command {
     /// Inspect, preview and split image data (folders, IFCB bins, manifests).
     #[command(subcommand)]
-    Data(seaclr_trainer::data::cli::DataCommand),
+    Data(data::cli::DataCommand),
+    /// Train a SimCLR encoder (seaclr-s by default) on unlabelled images.
+    Train(simclr::cli::TrainArgs),
+    /// Benchmarks (`seaclr bench train`: views/s of a training step).
+    #[command(subcommand)]
+    Bench(simclr::cli::BenchCommand),
+    /// Writes one embedding per image to a CSV (`path,label,e0,...`).
+    Embed(eval::cli::EmbedArgs),
+    /// Few-shot transfer, baselines, distances, maps and images: report.html + metrics.json.
+    Eval(eval::cli::EvalArgs),
+    /// Quantize a float model to an int8 model blob (`.seaclr`).
+    Quantize(quant::cli::QuantizeArgs),
+    /// Describe a model blob: layers, parameter bytes, MACs, arena, CRC, budgets.
+    Inspect(quant::cli::InspectArgs),
+    /// Compare an int8 blob with its float model on images.
+    Verify(quant::cli::VerifyArgs),
     /// Decode buoy telemetry (postcard + CRC, one Iridium SBD message each).
     #[command(subcommand)]
     Telemetry(TelemetryCommand),
-    /// Quantize a float model to an int8 model blob (`.seaclr`).
-    Quantize(seaclr_trainer::quant::cli::QuantizeArgs),
-    /// Describe a model blob: layers, parameter bytes, MACs, arena, CRC, budgets.
-    Inspect(seaclr_trainer::quant::cli::InspectArgs),
-    /// Compare an int8 blob with its float model on images.
-    Verify(seaclr_trainer::quant::cli::VerifyArgs),
-    /// Train a SimCLR encoder (seaclr-s by default) on unlabelled images.
-    Train(seaclr_trainer::simclr::cli::TrainArgs),
-    /// Benchmarks (`seaclr bench train`: views/s of a training step).
-    #[command(subcommand)]
-    Bench(seaclr_trainer::simclr::cli::BenchCommand),
 }
 
 #[derive(Subcommand)]
@@ -46,17 +51,19 @@ enum TelemetryCommand {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Data(cmd) => seaclr_trainer::data::cli::run(cmd),
+        Command::Data(cmd) => data::cli::run(cmd),
+        Command::Train(args) => simclr::cli::run_train(args),
+        Command::Bench(cmd) => simclr::cli::run_bench(cmd),
+        Command::Embed(args) => eval::cli::run_embed(args),
+        Command::Eval(args) => eval::cli::run_eval(args),
+        Command::Quantize(args) => quant::cli::run_quantize(args),
+        Command::Inspect(args) => quant::cli::run_inspect(args),
+        Command::Verify(args) => quant::cli::run_verify(args),
         Command::Telemetry(TelemetryCommand::Decode { message, classes }) => {
             seaclr_shared::telemetry::host::decode_to_text(&message, &classes)
                 .map(|text| print!("{text}"))
                 .map_err(anyhow::Error::msg)
         }
-        Command::Quantize(args) => seaclr_trainer::quant::cli::run_quantize(args),
-        Command::Inspect(args) => seaclr_trainer::quant::cli::run_inspect(args),
-        Command::Verify(args) => seaclr_trainer::quant::cli::run_verify(args),
-        Command::Train(args) => seaclr_trainer::simclr::cli::run_train(args),
-        Command::Bench(cmd) => seaclr_trainer::simclr::cli::run_bench(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

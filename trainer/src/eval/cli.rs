@@ -1,0 +1,383 @@
+//! `seaclr embed` and `seaclr eval`.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use super::baselines::{FloatEncoderEmbedder, random_seaclr_s};
+use super::dataset::EvalSet;
+use super::protocol::Settings;
+use super::report::{EvalInputs, write_report};
+use crate::data::{Group, Subset, load, load_split};
+use crate::embedder::{Embedder, RawPixels, load_embedder};
+
+/// Seed of the random-weights baseline encoder.
+pub const RANDOM_ENCODER_SEED: u64 = 0x5eac1;
+
+/// Arguments of `seaclr embed`.
+#[derive(clap::Args, Debug)]
+pub struct EmbedArgs {
+    /// Model: a float checkpoint, an int8 `.seaclr` blob, `raw` (pixels) or `random` (random-weight seaclr-s).
+    #[arg(long)]
+    pub model: String,
+    /// Images: class folders, a flat folder, IFCB bins or a manifest CSV.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Output CSV: `path,label,e0,...`.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Preprocessed image side.
+    #[arg(long, default_value_t = seaclr_shared::preprocess::DEFAULT_SIZE)]
+    pub size: usize,
+}
+
+/// Arguments of `seaclr eval`.
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    /// Model: a float checkpoint, an int8 `.seaclr` blob, `raw` or `random`.
+    #[arg(long)]
+    pub model: String,
+    /// Data root (labelled class folders or a manifest).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Split manifest (`path,label,group,subset`); without it all classes count as unseen.
+    #[arg(long)]
+    pub split: Option<PathBuf>,
+    /// Report folder (gets `report.html` and `metrics.json`).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Seeded draws per few-shot size.
+    #[arg(long, default_value_t = 10)]
+    pub draws: usize,
+    /// kNN neighbours (used as min(k, labelled per class)).
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Base seed of the draws.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Labelled images per class to try (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = super::protocol::DEFAULT_SHOTS)]
+    pub shots: Vec<usize>,
+    /// Unseen images per class kept (seeded choice), bounding the Gram matrices.
+    #[arg(long, default_value_t = 400)]
+    pub max_per_class: usize,
+    /// Seen-class test images per class kept for distances, maps and images.
+    #[arg(long, default_value_t = 40)]
+    pub max_seen_per_class: usize,
+    /// Training run folder (`steps.csv`, `epochs.csv`) for the curves.
+    #[arg(long)]
+    pub run: Option<PathBuf>,
+    /// Preprocessed image side.
+    #[arg(long, default_value_t = seaclr_shared::preprocess::DEFAULT_SIZE)]
+    pub size: usize,
+}
+
+/// Opens the model named on the command line.
+pub fn open_model(spec: &str, size: usize) -> anyhow::Result<Box<dyn Embedder>> {
+    Ok(match spec {
+        "raw" => Box::new(RawPixels { size }),
+        "random" => Box::new(random_embedder(size)),
+        path => load_embedder(Path::new(path))?,
+    })
+}
+
+fn random_embedder(size: usize) -> FloatEncoderEmbedder {
+    FloatEncoderEmbedder {
+        name: "random weights (seaclr-s)".into(),
+        encoder: random_seaclr_s(size, RANDOM_ENCODER_SEED),
+    }
+}
+
+fn report_skipped(path: &Path, skipped: &[crate::data::Skipped]) {
+    if !skipped.is_empty() {
+        eprintln!(
+            "{}: skipped {} file(s), e.g. {}: {}",
+            path.display(),
+            skipped.len(),
+            skipped[0].path,
+            skipped[0].reason
+        );
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// `seaclr embed`.
+pub fn run_embed(args: EmbedArgs) -> anyhow::Result<()> {
+    let model = open_model(&args.model, args.size)?;
+    anyhow::ensure!(
+        model.input_size() == args.size,
+        "{} expects {}x{} inputs, --size is {}",
+        model.name(),
+        model.input_size(),
+        model.input_size(),
+        args.size
+    );
+    let loaded = load(&args.data, args.size)?;
+    report_skipped(&args.data, &loaded.skipped);
+    anyhow::ensure!(
+        !loaded.records.is_empty(),
+        "{}: no images found",
+        args.data.display()
+    );
+    let refs: Vec<&[u8]> = loaded.records.iter().map(|r| r.pixels.as_slice()).collect();
+    let embeddings = model.embed(&refs)?;
+    let dim = embeddings.first().map_or(0, Vec::len);
+    let file = std::fs::File::create(&args.out)
+        .with_context(|| format!("{}: cannot create", args.out.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    let header: Vec<String> = ["path".to_string(), "label".to_string()]
+        .into_iter()
+        .chain((0..dim).map(|i| format!("e{i}")))
+        .collect();
+    writeln!(w, "{}", header.join(","))?;
+    for (r, e) in loaded.records.iter().zip(&embeddings) {
+        let values: Vec<String> = e.iter().map(|v| v.to_string()).collect();
+        writeln!(
+            w,
+            "{},{},{}",
+            csv_field(&r.id),
+            csv_field(r.label.as_deref().unwrap_or("")),
+            values.join(",")
+        )?;
+    }
+    w.flush()
+        .with_context(|| format!("{}: cannot write", args.out.display()))?;
+    eprintln!(
+        "{}: {} embeddings of dimension {dim} from {}",
+        args.out.display(),
+        embeddings.len(),
+        model.name()
+    );
+    Ok(())
+}
+
+fn to_set(
+    source: &Path,
+    loaded: crate::data::Loaded,
+    cap: usize,
+    seed: u64,
+) -> anyhow::Result<EvalSet> {
+    report_skipped(source, &loaded.skipped);
+    let items = loaded
+        .records
+        .into_iter()
+        .map(|r| (r.id, r.label, r.pixels))
+        .collect();
+    EvalSet::from_labelled(&source.display().to_string(), items, Some(cap), seed)
+}
+
+/// `seaclr eval`.
+pub fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
+    let model = open_model(&args.model, args.size)?;
+    let (unseen, seen) = match &args.split {
+        Some(split) => {
+            let unseen = load_split(&args.data, split, Group::Unseen, None, args.size)?;
+            let seen = load_split(
+                &args.data,
+                split,
+                Group::Seen,
+                Some(Subset::Test),
+                args.size,
+            )?;
+            (
+                to_set(split, unseen, args.max_per_class, args.seed)?,
+                Some(to_set(split, seen, args.max_seen_per_class, args.seed)?),
+            )
+        }
+        None => (
+            to_set(
+                &args.data,
+                load(&args.data, args.size)?,
+                args.max_per_class,
+                args.seed,
+            )?,
+            None,
+        ),
+    };
+    anyhow::ensure!(
+        !unseen.is_empty(),
+        "{}: no labelled images to evaluate",
+        args.data.display()
+    );
+    let mut embedders: Vec<Box<dyn Embedder>> = vec![model];
+    if args.model != "raw" {
+        embedders.push(Box::new(RawPixels { size: args.size }));
+    }
+    if args.model != "random" {
+        embedders.push(Box::new(random_embedder(args.size)));
+    }
+    let inputs = EvalInputs {
+        unseen,
+        seen,
+        embedders,
+        settings: Settings {
+            shots: args.shots,
+            draws: args.draws.max(1),
+            k: args.k.max(1),
+            seed: args.seed,
+            ..Settings::default()
+        },
+        run_dir: args.run,
+        data: args.data.display().to_string(),
+        split: args.split.map(|s| s.display().to_string()),
+        max_per_class: Some(args.max_per_class),
+    };
+    let metrics = write_report(&inputs, &args.out, args.size)?;
+    for r in &metrics.headline {
+        eprintln!(
+            "{:<28} n={:<3} kNN {:.3}  logistic {:.3}  SVC {:.3}",
+            r.embedder, r.n_per_class, r.knn.0, r.logistic.0, r.svc.0
+        );
+    }
+    eprintln!("report: {}", args.out.join("report.html").display());
+    Ok(())
+}
+
+/// End to end on the FlowCam demo set (105 images, 6 classes): the report's
+/// metrics.json holds every section; `embed` writes one row per image.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flowcam() -> PathBuf {
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/data/flowcam-demo"
+        ))
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("seaclr-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn eval_report_on_flowcam_demo() {
+        let out = temp_dir("eval-report");
+        run_eval(EvalArgs {
+            model: "raw".into(),
+            data: flowcam(),
+            split: None,
+            out: out.clone(),
+            draws: 3,
+            k: 10,
+            seed: 0,
+            shots: vec![1, 2, 5, 10, 20],
+            max_per_class: 400,
+            max_seen_per_class: 40,
+            run: None,
+            size: 64,
+        })
+        .unwrap();
+        let m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap())
+                .unwrap();
+        // Model (raw pixels) and the random-weights baseline, both on 6 classes.
+        let headline = m["headline"].as_array().unwrap();
+        assert_eq!(headline.len(), 2);
+        assert_eq!(headline[0]["embedder"], "raw pixels");
+        assert_eq!(headline[0]["n_per_class"], 10);
+        for row in headline {
+            for clf in ["knn", "logistic", "svc"] {
+                let mean = row[clf][0].as_f64().unwrap();
+                // Well above chance (1/6) for all, and a valid fraction.
+                assert!((0.25..=1.0).contains(&mean), "{clf}: {mean}");
+            }
+        }
+        let group = &m["embedders"][0]["groups"][0];
+        assert_eq!(group["group"], "unseen");
+        assert_eq!(group["images"], 105);
+        assert_eq!(
+            group["class_counts"],
+            serde_json::json!([14, 16, 19, 20, 23, 13])
+        );
+        let t = &group["transfer"];
+        // The smallest class has 13 images: n = 20 cannot leave a test image.
+        let ns: Vec<u64> = t["few_shot"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["n_per_class"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ns, vec![1, 2, 5, 10]);
+        assert_eq!(
+            t["few_shot"][0]["knn"]["values"].as_array().unwrap().len(),
+            3
+        );
+        // 65 % of 105 = 68 in the curve's train pool: n = 30, 40, 50, 60.
+        assert_eq!(t["curve_train_pool"], 68);
+        assert_eq!(t["curve"].as_array().unwrap().len(), 4);
+        assert_eq!(group["distances"]["mean"].as_array().unwrap().len(), 6);
+        assert_eq!(group["map"]["points"].as_array().unwrap().len(), 105);
+        assert_eq!(group["picks"][0]["closest"].as_array().unwrap().len(), 5);
+        assert!(
+            m["notes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n.as_str().unwrap().contains("n = 20"))
+        );
+        let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+        assert!(
+            html.contains("Headline")
+                && html.contains("Tripos")
+                && html.contains("data:image/png;base64,")
+        );
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+
+    #[test]
+    fn embed_writes_one_row_per_image() {
+        let out = temp_dir("embed");
+        let csv = out.join("emb.csv");
+        run_embed(EmbedArgs {
+            model: "random".into(),
+            data: flowcam(),
+            out: csv.clone(),
+            size: 64,
+        })
+        .unwrap();
+        let text = std::fs::read_to_string(&csv).unwrap();
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        assert_eq!(&header[..3], &["path", "label", "e0"]);
+        assert_eq!(header.len(), 2 + 128);
+        let rows: Vec<&str> = lines.collect();
+        assert_eq!(rows.len(), 105);
+        assert!(rows.iter().all(|r| r.split(',').count() == 130));
+        assert!(rows.iter().any(|r| r.split(',').nth(1) == Some("Tripos")));
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+
+    #[test]
+    fn eval_names_a_missing_data_folder() {
+        let out = temp_dir("eval-missing");
+        let err = run_eval(EvalArgs {
+            model: "raw".into(),
+            data: out.join("nope"),
+            split: None,
+            out: out.join("report"),
+            draws: 1,
+            k: 10,
+            seed: 0,
+            shots: vec![1],
+            max_per_class: 400,
+            max_seen_per_class: 40,
+            run: None,
+            size: 64,
+        })
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("nope"), "{err:#}");
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+}

@@ -1,0 +1,383 @@
+//! The transfer protocol on classes the encoder never saw.
+//!
+//! **Few-shot:** for each `n` labelled images per class, `draws` seeded
+//! draws; in each draw every class's images are shuffled, the first `n` are
+//! labelled and all the others are the test set. kNN uses
+//! `k_eff = min(k, n)`: with more neighbours than labelled examples per class
+//! the vote is forced to include other classes, so at `n = 1` it is 1-NN.
+//! An `n` is run only when every class keeps at least one test image
+//! (`n < smallest class`); skipped sizes are listed in the results.
+//!
+//! **The seed's curve:** one seeded shuffle of the whole pool, 65 % train pool
+//! and 35 % test; classifiers trained on the first `n` of the train pool
+//! (not stratified) for `n` = 30..90 step 10, 100..900 step 100,
+//! 1000..3000 step 200, capped by the train pool; kNN with `min(k, n)`.
+//!
+//! All numbers are balanced accuracies (mean recall over classes).
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::classifiers::{LogisticParams, SvcParams, Task, knn, logistic, svc_rbf};
+use super::gram::PoolKernels;
+use super::metrics::{balanced_accuracy, mean_std};
+
+/// Labelled images per class of the few-shot protocol.
+pub const DEFAULT_SHOTS: [usize; 7] = [1, 2, 5, 10, 20, 50, 100];
+
+/// Training sizes of the seed's curve: 30..90 step 10, 100..900 step 100,
+/// 1000..3000 step 200.
+pub fn seed_curve_sizes() -> Vec<usize> {
+    (30..=90)
+        .step_by(10)
+        .chain((100..=900).step_by(100))
+        .chain((1000..=3000).step_by(200))
+        .collect()
+}
+
+/// How to run the protocol.
+#[derive(Clone, Debug, Serialize)]
+pub struct Settings {
+    /// Labelled images per class to try.
+    pub shots: Vec<usize>,
+    /// Seeded draws per size.
+    pub draws: usize,
+    /// kNN neighbours (clipped as described in the module docs).
+    pub k: usize,
+    /// Base seed; draw `d` uses `seed + d`.
+    pub seed: u64,
+    /// Training sizes of the seed's curve (capped by the pool).
+    pub curve_sizes: Vec<usize>,
+    /// Fraction of the pool in the curve's train pool.
+    pub curve_train_fraction: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            shots: DEFAULT_SHOTS.to_vec(),
+            draws: 10,
+            k: 10,
+            seed: 0,
+            curve_sizes: seed_curve_sizes(),
+            curve_train_fraction: 0.65,
+        }
+    }
+}
+
+/// Mean and spread of one score over draws.
+#[derive(Clone, Debug, Serialize)]
+pub struct Stat {
+    /// Mean over draws.
+    pub mean: f64,
+    /// Sample standard deviation over draws.
+    pub std: f64,
+    /// Every draw's value.
+    pub values: Vec<f64>,
+}
+
+impl Stat {
+    fn from_values(values: Vec<f64>) -> Self {
+        let (mean, std) = mean_std(&values);
+        Self { mean, std, values }
+    }
+}
+
+/// Few-shot results at one `n`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ShotResult {
+    /// Labelled images per class.
+    pub n_per_class: usize,
+    /// Neighbours the kNN used.
+    pub knn_k: usize,
+    /// kNN (cosine) balanced accuracy.
+    pub knn: Stat,
+    /// Logistic regression balanced accuracy.
+    pub logistic: Stat,
+    /// RBF SVC balanced accuracy.
+    pub svc: Stat,
+}
+
+/// One point of the seed's curve.
+#[derive(Clone, Debug, Serialize)]
+pub struct CurvePoint {
+    /// Labelled training images (all classes together).
+    pub n_train: usize,
+    /// Classes present among them.
+    pub classes_seen: usize,
+    /// kNN balanced accuracy.
+    pub knn: f64,
+    /// Logistic regression balanced accuracy.
+    pub logistic: f64,
+    /// RBF SVC balanced accuracy.
+    pub svc: f64,
+}
+
+/// The full protocol's output for one embedder.
+#[derive(Clone, Debug, Serialize)]
+pub struct TransferResult {
+    /// Few-shot results per `n`.
+    pub few_shot: Vec<ShotResult>,
+    /// Sizes that were not run, and why.
+    pub skipped_shots: Vec<String>,
+    /// The seed's curve.
+    pub curve: Vec<CurvePoint>,
+    /// Images in the curve's train pool.
+    pub curve_train_pool: usize,
+    /// Images in the curve's test set.
+    pub curve_test: usize,
+}
+
+/// Scores of the three classifiers on one task.
+fn score_all(
+    kernels: &PoolKernels,
+    task: Task<'_>,
+    truth: &[usize],
+    k: usize,
+    seed: u64,
+) -> anyhow::Result<[f64; 3]> {
+    let classes = task.classes;
+    let k_pred = knn(&kernels.cosine, task, k);
+    let l_pred = logistic(&kernels.standardized, task, LogisticParams::default());
+    let gamma = 1.0 / kernels.dim.max(1) as f64;
+    let s_pred = svc_rbf(
+        &kernels.standardized,
+        task,
+        SvcParams {
+            c: 1.0,
+            gamma,
+            seed,
+        },
+    )?;
+    Ok([
+        balanced_accuracy(truth, &k_pred, classes),
+        balanced_accuracy(truth, &l_pred, classes),
+        balanced_accuracy(truth, &s_pred, classes),
+    ])
+}
+
+/// Runs the few-shot protocol and the seed's curve on one pool.
+/// `labels[i]` is the class of pool item `i` (`< classes`).
+pub fn run(
+    kernels: &PoolKernels,
+    labels: &[usize],
+    classes: usize,
+    settings: &Settings,
+) -> anyhow::Result<TransferResult> {
+    anyhow::ensure!(
+        labels.len() == kernels.cosine.len(),
+        "labels and pool differ in length"
+    );
+    anyhow::ensure!(
+        classes >= 2,
+        "transfer needs at least two classes, found {classes}"
+    );
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
+    for (i, &c) in labels.iter().enumerate() {
+        by_class[c].push(i);
+    }
+    let smallest = by_class.iter().map(Vec::len).min().unwrap_or(0);
+    let mut few_shot = Vec::new();
+    let mut skipped_shots = Vec::new();
+    for &n in &settings.shots {
+        if n == 0 || n >= smallest {
+            skipped_shots.push(format!(
+                "n = {n}: the smallest class has {smallest} images, so n must be below {smallest} to leave a test image"
+            ));
+            continue;
+        }
+        let knn_k = settings.k.min(n).max(1);
+        let scores: Vec<[f64; 3]> = (0..settings.draws)
+            .into_par_iter()
+            .map(|d| {
+                let seed = settings.seed.wrapping_add(d as u64);
+                let mut rng = ChaCha8Rng::seed_from_u64(seed ^ ((n as u64) << 32));
+                let (mut train, mut train_labels, mut test, mut truth) =
+                    (vec![], vec![], vec![], vec![]);
+                for (c, items) in by_class.iter().enumerate() {
+                    let mut items = items.clone();
+                    items.shuffle(&mut rng);
+                    for (pos, &i) in items.iter().enumerate() {
+                        if pos < n {
+                            train.push(i);
+                            train_labels.push(c);
+                        } else {
+                            test.push(i);
+                            truth.push(c);
+                        }
+                    }
+                }
+                let task = Task {
+                    train: &train,
+                    train_labels: &train_labels,
+                    test: &test,
+                    classes,
+                };
+                score_all(kernels, task, &truth, knn_k, seed)
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let column = |m: usize| Stat::from_values(scores.iter().map(|s| s[m]).collect());
+        few_shot.push(ShotResult {
+            n_per_class: n,
+            knn_k,
+            knn: column(0),
+            logistic: column(1),
+            svc: column(2),
+        });
+    }
+
+    // The seed's curve.
+    let mut order: Vec<usize> = (0..labels.len()).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(settings.seed));
+    let train_pool_len = ((labels.len() as f64) * settings.curve_train_fraction).round() as usize;
+    let (train_pool, test) = order.split_at(train_pool_len.min(labels.len()));
+    let truth: Vec<usize> = test.iter().map(|&i| labels[i]).collect();
+    let sizes: Vec<usize> = settings
+        .curve_sizes
+        .iter()
+        .copied()
+        .filter(|&n| n <= train_pool.len())
+        .collect();
+    let curve = sizes
+        .par_iter()
+        .map(|&n| {
+            let train = &train_pool[..n];
+            let train_labels: Vec<usize> = train.iter().map(|&i| labels[i]).collect();
+            let mut present = vec![false; classes];
+            train_labels.iter().for_each(|&c| present[c] = true);
+            let task = Task {
+                train,
+                train_labels: &train_labels,
+                test,
+                classes,
+            };
+            let [knn, logistic, svc] =
+                score_all(kernels, task, &truth, settings.k.min(n), settings.seed)?;
+            Ok(CurvePoint {
+                n_train: n,
+                classes_seen: present.iter().filter(|&&p| p).count(),
+                knn,
+                logistic,
+                svc,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(TransferResult {
+        few_shot,
+        skipped_shots,
+        curve,
+        curve_train_pool: train_pool.len(),
+        curve_test: test.len(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `classes` tight clusters on orthogonal axes with `per_class` items each.
+    fn clustered(classes: usize, per_class: usize) -> (Vec<Vec<f32>>, Vec<usize>) {
+        let mut rows = Vec::new();
+        let mut labels = Vec::new();
+        for c in 0..classes {
+            for i in 0..per_class {
+                let mut v = vec![0.05 * ((i % 5) as f32); classes];
+                v[c] = 3.0 + 0.1 * (i % 3) as f32;
+                rows.push(v);
+                labels.push(c);
+            }
+        }
+        (rows, labels)
+    }
+
+    #[test]
+    fn curve_sizes_match_the_seed() {
+        let s = seed_curve_sizes();
+        assert_eq!(&s[..8], &[30, 40, 50, 60, 70, 80, 90, 100]);
+        assert_eq!(s.len(), 7 + 9 + 11);
+        assert_eq!(*s.last().unwrap(), 3000);
+    }
+
+    #[test]
+    fn separable_pool_scores_one_and_small_classes_cap_n() {
+        let (rows, labels) = clustered(3, 12);
+        let kernels = PoolKernels::new(&rows);
+        let settings = Settings {
+            draws: 3,
+            ..Settings::default()
+        };
+        let r = run(&kernels, &labels, 3, &settings).unwrap();
+        let ns: Vec<usize> = r.few_shot.iter().map(|s| s.n_per_class).collect();
+        assert_eq!(ns, vec![1, 2, 5, 10]);
+        assert_eq!(r.skipped_shots.len(), 3);
+        for s in &r.few_shot {
+            assert_eq!(s.knn.values.len(), 3);
+            assert_eq!(s.knn_k, s.n_per_class.min(10));
+            for stat in [&s.knn, &s.logistic, &s.svc] {
+                assert_eq!(stat.mean, 1.0, "n = {} {:?}", s.n_per_class, s);
+                assert_eq!(stat.std, 0.0);
+            }
+        }
+        // 36 items: train pool 23, test 13; sizes 30.. do not fit.
+        assert_eq!((r.curve_train_pool, r.curve_test), (23, 13));
+        assert!(r.curve.is_empty());
+    }
+
+    #[test]
+    fn chance_level_labels_score_near_chance() {
+        // Labels unrelated to the (identical-looking) embeddings.
+        let rows: Vec<Vec<f32>> = (0..120)
+            .map(|i| vec![1.0 + (i % 7) as f32 * 0.01, 1.0, (i % 11) as f32 * 0.01])
+            .collect();
+        let labels: Vec<usize> = (0..120).map(|i| (i * 37 / 3) % 2).collect();
+        let kernels = PoolKernels::new(&rows);
+        let settings = Settings {
+            shots: vec![10],
+            draws: 10,
+            ..Settings::default()
+        };
+        let r = run(&kernels, &labels, 2, &settings).unwrap();
+        for stat in [
+            &r.few_shot[0].knn,
+            &r.few_shot[0].logistic,
+            &r.few_shot[0].svc,
+        ] {
+            assert!((stat.mean - 0.5).abs() < 0.15, "{}", stat.mean);
+        }
+        assert_eq!(
+            r.curve.iter().map(|p| p.n_train).collect::<Vec<_>>(),
+            vec![30, 40, 50, 60, 70]
+        );
+    }
+
+    #[test]
+    fn draws_are_reproducible_and_seed_dependent() {
+        let rows: Vec<Vec<f32>> = (0..60)
+            .map(|i| vec![(i % 13) as f32, (i % 7) as f32, 1.0])
+            .collect();
+        let labels: Vec<usize> = (0..60).map(|i| i % 3).collect();
+        let kernels = PoolKernels::new(&rows);
+        let settings = Settings {
+            shots: vec![2],
+            draws: 4,
+            ..Settings::default()
+        };
+        let a = run(&kernels, &labels, 3, &settings).unwrap();
+        let b = run(&kernels, &labels, 3, &settings).unwrap();
+        assert_eq!(a.few_shot[0].knn.values, b.few_shot[0].knn.values);
+        let c = run(
+            &kernels,
+            &labels,
+            3,
+            &Settings {
+                seed: 99,
+                ..settings
+            },
+        )
+        .unwrap();
+        assert_ne!(a.few_shot[0].knn.values, c.few_shot[0].knn.values);
+    }
+}
