@@ -47,7 +47,7 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Vec<ManifestRow>> {
     for (i, record) in reader.records().enumerate() {
         let line = i + 1;
         let record = record.with_context(|| format!("line {line}: not valid CSV"))?;
-        if i == 0 && record.get(0).is_some_and(|f| f.eq_ignore_ascii_case("path")) {
+        if i == 0 && record.iter().any(|f| f.eq_ignore_ascii_case("path")) {
             let find = |name: &str| record.iter().position(|f| f.eq_ignore_ascii_case(name));
             columns = [find("path"), find("label"), find("group"), find("subset")];
             continue;

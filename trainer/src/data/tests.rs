@@ -255,3 +255,19 @@ fn host_preprocessing_equals_no_std_on_real_images() {
     }
     assert!(saw_rgb, "the sample should include RGB FlowCam images");
 }
+
+/// The acceptance numbers on the full data (decodes ~27k images:
+/// run with `cargo test -p seaclr-trainer -- --ignored real_data_counts`).
+#[test]
+#[ignore]
+fn real_data_counts() {
+    let start = std::time::Instant::now();
+    let plankton = stats::compute(&Path::new(DATA).join("planktonset/train")).unwrap();
+    eprintln!("planktonset: {} s", start.elapsed().as_secs_f64());
+    assert_eq!((plankton.images, plankton.classes(), plankton.errors.len()), (26990, 107, 0));
+    let flowcam = stats::compute(&Path::new(DATA).join("flowcam-demo")).unwrap();
+    assert_eq!((flowcam.images, flowcam.classes(), flowcam.errors.len()), (105, 6, 0));
+    let ifcb = stats::compute(&Path::new(DATA).join("ifcb")).unwrap();
+    assert_eq!((ifcb.images, ifcb.errors.len()), (25, 0));
+    eprintln!("{}", plankton.to_json());
+}
