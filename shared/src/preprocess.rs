@@ -132,11 +132,9 @@ pub fn preprocess_gray(
         }
     }
     // Checked: on a 32-bit target width * height can overflow usize.
-    let expected_src = width
-        .checked_mul(height)
-        .ok_or(PreprocessError::TooLarge {
-            dimension: width.max(height),
-        })?;
+    let expected_src = width.checked_mul(height).ok_or(PreprocessError::TooLarge {
+        dimension: width.max(height),
+    })?;
     if src.len() != expected_src {
         return Err(PreprocessError::SourceLength {
             expected: expected_src,
@@ -382,7 +380,11 @@ mod tests {
 
     fn image_strategy(max: usize) -> impl Strategy<Value = (usize, usize, Vec<u8>)> {
         (1..=max, 1..=max).prop_flat_map(|(w, h)| {
-            (Just(w), Just(h), proptest::collection::vec(any::<u8>(), w * h))
+            (
+                Just(w),
+                Just(h),
+                proptest::collection::vec(any::<u8>(), w * h),
+            )
         })
     }
 

@@ -53,13 +53,15 @@ pub enum DataCommand {
         size: usize,
     },
     /// Writes a reproducible seen/unseen class split with train/val/test subsets.
-    #[command(long_about = "Splits a labelled dataset into seen classes (the encoder trains on \
+    #[command(
+        long_about = "Splits a labelled dataset into seen classes (the encoder trains on \
         them) and unseen classes (held out to judge few-shot transfer), then each class into \
         train/val/test. Output: CSV `path,label,group,subset`, paths relative to --root \
         (default: PATH), rows sorted by path.\n\nDeterministic: the listing is sorted and every \
         draw comes from a ChaCha8 RNG seeded with --seed, so the same data and arguments give \
         a byte-identical file. The split uses the file listing only (no decoding); unreadable \
-        files are reported when the split is loaded.")]
+        files are reported when the split is loaded."
+    )]
     Split {
         /// Labelled dataset (class folders or a labelled manifest).
         path: PathBuf,
@@ -171,7 +173,11 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                 split.unseen.len()
             );
             for class in &split.unseen {
-                let n = split.rows.iter().filter(|r| r.label.as_ref() == Some(class)).count();
+                let n = split
+                    .rows
+                    .iter()
+                    .filter(|r| r.label.as_ref() == Some(class))
+                    .count();
                 println!("  {class} ({n})");
             }
             Ok(())

@@ -35,7 +35,9 @@ fn is_hidden(path: &Path) -> bool {
 fn list(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let mut files = Vec::new();
     let mut dirs = Vec::new();
-    for entry in fs::read_dir(dir).with_context(|| format!("{}: cannot list folder", dir.display()))? {
+    for entry in
+        fs::read_dir(dir).with_context(|| format!("{}: cannot list folder", dir.display()))?
+    {
         let entry = entry.with_context(|| format!("{}: cannot list folder", dir.display()))?;
         let path = entry.path();
         if is_hidden(&path) {
@@ -67,14 +69,20 @@ pub fn scan_folder(root: &Path) -> Result<(Vec<Item>, Vec<Skipped>)> {
     let mut classes = Vec::new();
     for dir in dirs {
         let (class_files, _) = list(&dir)?;
-        let images: Vec<PathBuf> = class_files.into_iter().filter(|p| is_image_path(p)).collect();
+        let images: Vec<PathBuf> = class_files
+            .into_iter()
+            .filter(|p| is_image_path(p))
+            .collect();
         if !images.is_empty() {
             classes.push((dir, images));
         }
     }
     let loose: Vec<PathBuf> = files.into_iter().filter(|p| is_image_path(p)).collect();
     if classes.is_empty() {
-        return Ok((loose.into_iter().map(|p| file_item(p, None)).collect(), Vec::new()));
+        return Ok((
+            loose.into_iter().map(|p| file_item(p, None)).collect(),
+            Vec::new(),
+        ));
     }
     let skipped = loose
         .into_iter()
@@ -89,7 +97,11 @@ pub fn scan_folder(root: &Path) -> Result<(Vec<Item>, Vec<Skipped>)> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        items.extend(images.into_iter().map(|p| file_item(p, Some(label.clone()))));
+        items.extend(
+            images
+                .into_iter()
+                .map(|p| file_item(p, Some(label.clone()))),
+        );
     }
     Ok((items, skipped))
 }

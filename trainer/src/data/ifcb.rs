@@ -72,19 +72,24 @@ fn columns_from_header(header: &str) -> Option<Result<Columns, String>> {
     let line = header
         .lines()
         .find_map(|l| l.trim_start().strip_prefix("ADCFileFormat:"))?;
-    let names: Vec<String> = line.split(',').map(|n| n.trim().to_ascii_lowercase()).collect();
+    let names: Vec<String> = line
+        .split(',')
+        .map(|n| n.trim().to_ascii_lowercase())
+        .collect();
     let find = |name: &str| names.iter().position(|n| n == name);
-    Some(match (find("roiwidth"), find("roiheight"), find("start_byte")) {
-        (Some(width), Some(height), Some(start)) => Ok(Columns {
-            width,
-            height,
-            start,
-        }),
-        _ => Err(format!(
-            "ADCFileFormat names no ROIwidth/ROIheight/start_byte columns: {}",
-            line.trim()
-        )),
-    })
+    Some(
+        match (find("roiwidth"), find("roiheight"), find("start_byte")) {
+            (Some(width), Some(height), Some(start)) => Ok(Columns {
+                width,
+                height,
+                start,
+            }),
+            _ => Err(format!(
+                "ADCFileFormat names no ROIwidth/ROIheight/start_byte columns: {}",
+                line.trim()
+            )),
+        },
+    )
 }
 
 /// Guesses the layout from a row's field count (trailing empty field of the
@@ -167,9 +172,9 @@ pub fn index_bin(adc_path: &Path) -> Result<BinIndex> {
             continue; // A trigger without an image.
         }
         let (Ok(width32), Ok(height32)) = (u32::try_from(width), u32::try_from(height)) else {
-            index
-                .skipped
-                .push(skip(format!("ADC row {row}: ROI size {width}x{height} is absurd")));
+            index.skipped.push(skip(format!(
+                "ADC row {row}: ROI size {width}x{height} is absurd"
+            )));
             continue;
         };
         let end = offset.saturating_add(width.saturating_mul(height));
@@ -272,9 +277,15 @@ mod tests {
         assert_eq!(index.entries.len(), 19);
         assert!(index.skipped.is_empty());
         let first = &index.entries[0];
-        assert_eq!((first.row, first.width, first.height, first.offset), (7, 88, 34, 0));
+        assert_eq!(
+            (first.row, first.width, first.height, first.offset),
+            (7, 88, 34, 0)
+        );
         let last = index.entries.last().unwrap();
-        assert_eq!((last.row, last.width, last.height, last.offset), (114, 184, 89, 82096));
+        assert_eq!(
+            (last.row, last.width, last.height, last.offset),
+            (114, 184, 89, 82096)
+        );
         // Consecutive ROIs tile the .roi file end to end.
         for pair in index.entries.windows(2) {
             let (a, b) = (&pair[0], &pair[1]);
@@ -288,10 +299,9 @@ mod tests {
         let adc = dir.path().join("bin.adc");
         // Old layout, no header: a good row, a zero-size row, a row past the
         // end, a garbage row.
-        let row = |w: &str, h: &str, s: &str| {
-            format!("1,0,0,0,0,0,0,0,0,0,0,{w},{h},{s},0,\n")
-        };
-        let text = row("2", "3", "0") + &row("0", "0", "0") + &row("10", "10", "4") + &row("x", "3", "0");
+        let row = |w: &str, h: &str, s: &str| format!("1,0,0,0,0,0,0,0,0,0,0,{w},{h},{s},0,\n");
+        let text =
+            row("2", "3", "0") + &row("0", "0", "0") + &row("10", "10", "4") + &row("x", "3", "0");
         fs::write(&adc, text).unwrap();
         fs::write(dir.path().join("bin.roi"), [7u8; 20]).unwrap();
         let index = index_bin(&adc).unwrap();
@@ -299,7 +309,11 @@ mod tests {
         assert_eq!(read_roi(&index.entries[0]).unwrap(), vec![7u8; 6]);
         assert_eq!(index.skipped.len(), 2);
         assert!(index.skipped[0].path.ends_with("bin.roi#3"));
-        assert!(index.skipped[0].reason.contains("past the end"), "{:?}", index.skipped);
+        assert!(
+            index.skipped[0].reason.contains("past the end"),
+            "{:?}",
+            index.skipped
+        );
         assert!(index.skipped[1].reason.contains("row 4"));
     }
 

@@ -47,7 +47,7 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Vec<ManifestRow>> {
     for (i, record) in reader.records().enumerate() {
         let line = i + 1;
         let record = record.with_context(|| format!("line {line}: not valid CSV"))?;
-        if i == 0 && record.get(0).is_some_and(|f| f.eq_ignore_ascii_case("path")) {
+        if i == 0 && record.iter().any(|f| f.eq_ignore_ascii_case("path")) {
             let find = |name: &str| record.iter().position(|f| f.eq_ignore_ascii_case(name));
             columns = [find("path"), find("label"), find("group"), find("subset")];
             continue;
@@ -61,11 +61,17 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Vec<ManifestRow>> {
         };
         let group = match get(columns[2]) {
             None => None,
-            Some(g) => Some(g.parse::<Group>().map_err(|e| anyhow::anyhow!("line {line}: {e}"))?),
+            Some(g) => Some(
+                g.parse::<Group>()
+                    .map_err(|e| anyhow::anyhow!("line {line}: {e}"))?,
+            ),
         };
         let subset = match get(columns[3]) {
             None => None,
-            Some(s) => Some(s.parse::<Subset>().map_err(|e| anyhow::anyhow!("line {line}: {e}"))?),
+            Some(s) => Some(
+                s.parse::<Subset>()
+                    .map_err(|e| anyhow::anyhow!("line {line}: {e}"))?,
+            ),
         };
         rows.push(ManifestRow {
             path: path.to_string(),
@@ -115,7 +121,10 @@ mod tests {
 
     #[test]
     fn bad_group_names_the_line() {
-        let err = format!("{:#}", parse_manifest(b"path,label,group\na.jpg,x,maybe\n").unwrap_err());
+        let err = format!(
+            "{:#}",
+            parse_manifest(b"path,label,group\na.jpg,x,maybe\n").unwrap_err()
+        );
         assert!(err.contains("line 2"), "{err}");
     }
 

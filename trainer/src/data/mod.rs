@@ -72,7 +72,11 @@ pub struct Loaded {
 impl Loaded {
     /// Sorted distinct labels of the records.
     pub fn labels(&self) -> Vec<String> {
-        let mut labels: Vec<String> = self.records.iter().filter_map(|r| r.label.clone()).collect();
+        let mut labels: Vec<String> = self
+            .records
+            .iter()
+            .filter_map(|r| r.label.clone())
+            .collect();
         labels.sort();
         labels.dedup();
         labels
@@ -179,8 +183,9 @@ impl Item {
     /// Decodes and preprocesses this item to `size x size`.
     pub fn load(&self, size: usize) -> Result<ImageRecord, Skipped> {
         let result = match &self.source {
-            ItemSource::File(path) => read_file_limited(path)
-                .and_then(|bytes| decode::preprocess_encoded(&bytes, size)),
+            ItemSource::File(path) => {
+                read_file_limited(path).and_then(|bytes| decode::preprocess_encoded(&bytes, size))
+            }
             ItemSource::Roi(entry) => ifcb::read_roi(entry)
                 .and_then(|raw| decode::preprocess_raw(&raw, entry.width, entry.height, size)),
         };
@@ -304,7 +309,8 @@ pub enum SourceKind {
 
 /// Decides what kind of source `path` is (see [`scan`]).
 pub fn detect(path: &Path) -> Result<SourceKind> {
-    let meta = std::fs::metadata(path).with_context(|| format!("{}: cannot access", path.display()))?;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("{}: cannot access", path.display()))?;
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -344,7 +350,10 @@ pub fn scan(path: &Path) -> Result<Catalog> {
         SourceKind::Manifest => {
             let base = path.parent().unwrap_or(Path::new("."));
             let rows = manifest::read_manifest(path)?;
-            Ok(catalog_from_manifest(base, rows.into_iter().map(|r| (r.path, r.label))))
+            Ok(catalog_from_manifest(
+                base,
+                rows.into_iter().map(|r| (r.path, r.label)),
+            ))
         }
         SourceKind::Ifcb => {
             let bins = if path.is_file() {
@@ -356,11 +365,13 @@ pub fn scan(path: &Path) -> Result<Catalog> {
             for adc in bins {
                 match ifcb::index_bin(&adc) {
                     Ok(index) => {
-                        catalog.items.extend(index.entries.into_iter().map(|e| Item {
-                            id: e.id.clone(),
-                            label: None,
-                            source: ItemSource::Roi(e),
-                        }));
+                        catalog
+                            .items
+                            .extend(index.entries.into_iter().map(|e| Item {
+                                id: e.id.clone(),
+                                label: None,
+                                source: ItemSource::Roi(e),
+                            }));
                         catalog.skipped.extend(index.skipped);
                     }
                     Err(e) => catalog.skipped.push(Skipped {
@@ -386,7 +397,10 @@ pub fn scan(path: &Path) -> Result<Catalog> {
     }
 }
 
-fn catalog_from_manifest(base: &Path, rows: impl Iterator<Item = (String, Option<String>)>) -> Catalog {
+fn catalog_from_manifest(
+    base: &Path,
+    rows: impl Iterator<Item = (String, Option<String>)>,
+) -> Catalog {
     let items = rows
         .map(|(rel, label)| {
             let path = base.join(rel);
@@ -406,7 +420,12 @@ fn catalog_from_manifest(base: &Path, rows: impl Iterator<Item = (String, Option
 /// Lists the images of one group (and optionally one subset) of a split
 /// manifest; paths in the manifest are relative to `data_root`. Rows
 /// without a group never match.
-pub fn scan_split(data_root: &Path, split_csv: &Path, group: Group, subset: Option<Subset>) -> Result<Catalog> {
+pub fn scan_split(
+    data_root: &Path,
+    split_csv: &Path,
+    group: Group,
+    subset: Option<Subset>,
+) -> Result<Catalog> {
     if !data_root.is_dir() {
         bail!("{}: data root is not a folder", data_root.display());
     }

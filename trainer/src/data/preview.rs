@@ -33,7 +33,12 @@ pub struct Preview {
 }
 
 /// Builds a contact sheet of the catalog at `size x size` per tile.
-pub fn render(catalog: &Catalog, size: usize, per_class: usize, max_rows: usize) -> Result<Preview> {
+pub fn render(
+    catalog: &Catalog,
+    size: usize,
+    per_class: usize,
+    max_rows: usize,
+) -> Result<Preview> {
     if per_class == 0 || size == 0 || max_rows == 0 {
         bail!("--per-class, --size and --max-rows must be at least 1");
     }
@@ -126,7 +131,10 @@ mod tests {
         fs::write(dir.path().join("a/0bad.png"), b"junk").unwrap();
         let catalog = crate::data::scan(dir.path()).unwrap();
         let preview = render(&catalog, 4, 2, 10).unwrap();
-        assert_eq!(preview.rows, vec![("a".to_string(), 2), ("b".to_string(), 2)]);
+        assert_eq!(
+            preview.rows,
+            vec![("a".to_string(), 2), ("b".to_string(), 2)]
+        );
         assert_eq!(preview.image.dimensions(), (2 * 6 + 2, 2 * 6 + 2));
         assert_eq!(preview.image.get_pixel(0, 0).0[0], GUTTER_VALUE);
         assert_eq!(preview.image.get_pixel(2, 2).0[0], 0); // row a

@@ -117,17 +117,25 @@ pub fn make_split(catalog: &Catalog, root: &Path, options: &SplitOptions) -> Res
     }
     let mut classes: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for item in &catalog.items {
-        let label = item
-            .label
-            .clone()
-            .with_context(|| format!("{}: unlabelled image; a split needs labelled classes", item.id))?;
+        let label = item.label.clone().with_context(|| {
+            format!(
+                "{}: unlabelled image; a split needs labelled classes",
+                item.id
+            )
+        })?;
         let ItemSource::File(path) = &item.source else {
-            bail!("{}: only image files can be split (IFCB bins are unlabelled)", item.id);
+            bail!(
+                "{}: only image files can be split (IFCB bins are unlabelled)",
+                item.id
+            );
         };
-        let rel = path
-            .strip_prefix(root)
-            .with_context(|| format!("{}: not inside the root {}", path.display(), root.display()))?;
-        let rel: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+        let rel = path.strip_prefix(root).with_context(|| {
+            format!("{}: not inside the root {}", path.display(), root.display())
+        })?;
+        let rel: Vec<String> = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
         classes.entry(label).or_default().push(rel.join("/"));
     }
     if classes.is_empty() {
@@ -153,7 +161,10 @@ pub fn make_split(catalog: &Catalog, root: &Path, options: &SplitOptions) -> Res
                 .iter()
                 .filter(|(name, paths)| {
                     paths.len() >= options.min_unseen_images
-                        && !options.exclude_unseen.iter().any(|p| wildcard_match(p, name))
+                        && !options
+                            .exclude_unseen
+                            .iter()
+                            .any(|p| wildcard_match(p, name))
                 })
                 .map(|(name, _)| name)
                 .collect();
@@ -253,7 +264,8 @@ mod tests {
 
     #[test]
     fn same_seed_same_bytes_other_seed_differs() {
-        let counts: Vec<(String, usize)> = (0..12).map(|i| (format!("class{i:02}"), 10 + i)).collect();
+        let counts: Vec<(String, usize)> =
+            (0..12).map(|i| (format!("class{i:02}"), 10 + i)).collect();
         let counts: Vec<(&str, usize)> = counts.iter().map(|(c, n)| (c.as_str(), *n)).collect();
         let dir = dataset(&counts);
         let a = split_csv(dir.path(), &options(UnseenChoice::Count(4), 42));
@@ -264,7 +276,10 @@ mod tests {
         // Same listing in a different folder (different absolute paths) gives
         // the same relative manifest.
         let dir2 = dataset(&counts);
-        assert_eq!(a, split_csv(dir2.path(), &options(UnseenChoice::Count(4), 42)));
+        assert_eq!(
+            a,
+            split_csv(dir2.path(), &options(UnseenChoice::Count(4), 42))
+        );
     }
 
     #[test]
@@ -279,13 +294,15 @@ mod tests {
         ]);
         let catalog = crate::data::scan(dir.path()).unwrap();
         for seed in 0..20 {
-            let split = make_split(&catalog, dir.path(), &options(UnseenChoice::Count(2), seed)).unwrap();
+            let split =
+                make_split(&catalog, dir.path(), &options(UnseenChoice::Count(2), seed)).unwrap();
             assert_eq!(split.unseen.len(), 2);
             for class in &split.unseen {
                 assert!(["a", "b", "d"].contains(&class.as_str()), "{class}");
             }
         }
-        let err = make_split(&catalog, dir.path(), &options(UnseenChoice::Count(4), 0)).unwrap_err();
+        let err =
+            make_split(&catalog, dir.path(), &options(UnseenChoice::Count(4), 0)).unwrap_err();
         assert!(err.to_string().contains("only 3 classes"), "{err}");
     }
 
@@ -307,19 +324,45 @@ mod tests {
                 .filter(|r| r.label.as_deref() == Some(label) && r.subset == Some(subset))
                 .count()
         };
-        assert_eq!((count("a", Subset::Train), count("a", Subset::Val), count("a", Subset::Test)), (14, 2, 4));
-        assert_eq!((count("b", Subset::Train), count("b", Subset::Val), count("b", Subset::Test)), (7, 1, 2));
-        assert!(split.rows.iter().all(|r| (r.label.as_deref() == Some("b")) == (r.group == Some(Group::Unseen))));
+        assert_eq!(
+            (
+                count("a", Subset::Train),
+                count("a", Subset::Val),
+                count("a", Subset::Test)
+            ),
+            (14, 2, 4)
+        );
+        assert_eq!(
+            (
+                count("b", Subset::Train),
+                count("b", Subset::Val),
+                count("b", Subset::Test)
+            ),
+            (7, 1, 2)
+        );
+        assert!(
+            split
+                .rows
+                .iter()
+                .all(|r| (r.label.as_deref() == Some("b")) == (r.group == Some(Group::Unseen)))
+        );
         assert!(split.rows.windows(2).all(|w| w[0].path < w[1].path));
         assert!(split.rows[0].path.starts_with("a/"));
-        let err = make_split(&catalog, dir.path(), &options(UnseenChoice::Named(vec!["zzz".into()]), 1))
-            .unwrap_err();
+        let err = make_split(
+            &catalog,
+            dir.path(),
+            &options(UnseenChoice::Named(vec!["zzz".into()]), 1),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("zzz"));
     }
 
     #[test]
     fn unseen_choice_parses() {
-        assert_eq!("15".parse::<UnseenChoice>().unwrap(), UnseenChoice::Count(15));
+        assert_eq!(
+            "15".parse::<UnseenChoice>().unwrap(),
+            UnseenChoice::Count(15)
+        );
         assert_eq!(
             "a, b".parse::<UnseenChoice>().unwrap(),
             UnseenChoice::Named(vec!["a".into(), "b".into()])

@@ -34,12 +34,18 @@ impl Distribution {
         values.sort_unstable();
         let mut histogram = vec![0usize; HISTOGRAM_EDGES.len() + 1];
         for &v in values.iter() {
-            let bin = HISTOGRAM_EDGES.iter().position(|&e| v < e).unwrap_or(HISTOGRAM_EDGES.len());
+            let bin = HISTOGRAM_EDGES
+                .iter()
+                .position(|&e| v < e)
+                .unwrap_or(HISTOGRAM_EDGES.len());
             histogram[bin] += 1;
         }
         Self {
             min: values.first().copied().unwrap_or(0),
-            median: values.get(values.len().saturating_sub(1) / 2).copied().unwrap_or(0),
+            median: values
+                .get(values.len().saturating_sub(1) / 2)
+                .copied()
+                .unwrap_or(0),
             max: values.last().copied().unwrap_or(0),
             histogram,
         }
@@ -199,7 +205,10 @@ mod tests {
 
     #[test]
     fn ifcb_stats_json() {
-        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/ifcb"));
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/data/ifcb"
+        ));
         let json = compute(path).unwrap().to_json();
         assert_eq!(json["images"], 25);
         assert_eq!(json["classes"], 0);

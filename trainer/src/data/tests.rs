@@ -10,14 +10,23 @@ const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data");
 
 fn png(width: u32, height: u32, value: u8) -> Vec<u8> {
     encode(
-        image::DynamicImage::ImageLuma8(image::GrayImage::from_pixel(width, height, image::Luma([value]))),
+        image::DynamicImage::ImageLuma8(image::GrayImage::from_pixel(
+            width,
+            height,
+            image::Luma([value]),
+        )),
         image::ImageFormat::Png,
     )
 }
 
 fn jpeg(width: u32, height: u32) -> Vec<u8> {
-    let img = image::GrayImage::from_fn(width, height, |x, y| image::Luma([((x * 7 + y * 3) % 256) as u8]));
-    encode(image::DynamicImage::ImageLuma8(img), image::ImageFormat::Jpeg)
+    let img = image::GrayImage::from_fn(width, height, |x, y| {
+        image::Luma([((x * 7 + y * 3) % 256) as u8])
+    });
+    encode(
+        image::DynamicImage::ImageLuma8(img),
+        image::ImageFormat::Jpeg,
+    )
 }
 
 fn encode(img: image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
@@ -68,9 +77,21 @@ fn class_folders_are_labelled_and_sorted() {
     let ids: Vec<(&str, &str)> = loaded
         .records
         .iter()
-        .map(|r| (r.label.as_deref().unwrap(), Path::new(&r.id).file_name().unwrap().to_str().unwrap()))
+        .map(|r| {
+            (
+                r.label.as_deref().unwrap(),
+                Path::new(&r.id).file_name().unwrap().to_str().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(ids, vec![("a_class", "x.jpg"), ("b_class", "1.png"), ("b_class", "2.png")]);
+    assert_eq!(
+        ids,
+        vec![
+            ("a_class", "x.jpg"),
+            ("b_class", "1.png"),
+            ("b_class", "2.png")
+        ]
+    );
     assert_eq!((loaded.records[1].width, loaded.records[1].height), (5, 10));
     assert!(loaded.records.iter().all(|r| r.pixels.len() == 64));
     assert!(reason_for(&loaded, "loose.png").contains("outside any class folder"));
@@ -81,7 +102,14 @@ fn class_folders_are_labelled_and_sorted() {
 fn flat_folder_is_unlabelled() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "a.png", &png(3, 3, 9));
-    write(dir.path(), "b.bmp", &encode(image::DynamicImage::ImageLuma8(image::GrayImage::new(4, 4)), image::ImageFormat::Bmp));
+    write(
+        dir.path(),
+        "b.bmp",
+        &encode(
+            image::DynamicImage::ImageLuma8(image::GrayImage::new(4, 4)),
+            image::ImageFormat::Bmp,
+        ),
+    );
     let loaded = load(dir.path(), 4).unwrap();
     assert_eq!(loaded.records.len(), 2);
     assert!(loaded.records.iter().all(|r| r.label.is_none()));
@@ -126,7 +154,10 @@ fn ifcb_row_past_end_of_roi_is_skipped() {
 
 #[test]
 fn missing_path_is_an_error() {
-    let err = format!("{:#}", load(Path::new("/definitely/not/here"), 8).unwrap_err());
+    let err = format!(
+        "{:#}",
+        load(Path::new("/definitely/not/here"), 8).unwrap_err()
+    );
     assert!(err.contains("/definitely/not/here"), "{err}");
 }
 
@@ -135,7 +166,11 @@ fn manifest_paths_are_relative_to_the_csv() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "imgs/a.png", &png(6, 6, 1));
     write(dir.path(), "imgs/b.png", &png(6, 6, 2));
-    let csv = write(dir.path(), "list.csv", b"path,label\nimgs/b.png,beta\nimgs/a.png,\nimgs/missing.png,x\n");
+    let csv = write(
+        dir.path(),
+        "list.csv",
+        b"path,label\nimgs/b.png,beta\nimgs/a.png,\nimgs/missing.png,x\n",
+    );
     let loaded = load(&csv, 4).unwrap();
     assert_eq!(loaded.records.len(), 2);
     assert_eq!(loaded.records[0].label.as_deref(), Some("beta"));
@@ -198,8 +233,25 @@ fn real_ifcb_bins_give_25_images_of_adc_sizes() {
         .filter(|r| r.id.starts_with("IFCB5"))
         .map(|r| (r.width, r.height))
         .collect();
-    assert_eq!(old, vec![(96, 45), (238, 137), (180, 86), (113, 45), (105, 45), (197, 45)]);
-    assert_eq!(loaded.records.iter().filter(|r| r.id.starts_with("D2013")).count(), 19);
+    assert_eq!(
+        old,
+        vec![
+            (96, 45),
+            (238, 137),
+            (180, 86),
+            (113, 45),
+            (105, 45),
+            (197, 45)
+        ]
+    );
+    assert_eq!(
+        loaded
+            .records
+            .iter()
+            .filter(|r| r.id.starts_with("D2013"))
+            .count(),
+        19
+    );
     // Single-bin loading by any of its files.
     let one = load(&Path::new(DATA).join("ifcb/IFCB5_2012_028_081515.roi"), 8).unwrap();
     assert_eq!(one.records.len(), 6);
@@ -218,7 +270,11 @@ fn host_preprocessing_equals_no_std_on_real_images() {
     // Device path: the same gray bytes handed to preprocess_gray directly,
     // as a camera would. Must be byte-identical, RGB FlowCam images included.
     let mut files: Vec<PathBuf> = Vec::new();
-    for class in ["flowcam-demo/Ciliophora", "flowcam-demo/Tripos", "planktonset/train/copepod_calanoid"] {
+    for class in [
+        "flowcam-demo/Ciliophora",
+        "flowcam-demo/Tripos",
+        "planktonset/train/copepod_calanoid",
+    ] {
         let mut class_files: Vec<PathBuf> = fs::read_dir(Path::new(DATA).join(class))
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -254,4 +310,69 @@ fn host_preprocessing_equals_no_std_on_real_images() {
         }
     }
     assert!(saw_rgb, "the sample should include RGB FlowCam images");
+}
+
+/// The acceptance numbers on the full data (decodes ~27k images:
+/// run with `cargo test -p seaclr-trainer -- --ignored real_data_counts`).
+#[test]
+#[ignore]
+fn real_data_counts() {
+    let start = std::time::Instant::now();
+    let plankton = stats::compute(&Path::new(DATA).join("planktonset/train")).unwrap();
+    eprintln!("planktonset: {} s", start.elapsed().as_secs_f64());
+    assert_eq!(
+        (plankton.images, plankton.classes(), plankton.errors.len()),
+        (26990, 107, 0)
+    );
+    let flowcam = stats::compute(&Path::new(DATA).join("flowcam-demo")).unwrap();
+    assert_eq!(
+        (flowcam.images, flowcam.classes(), flowcam.errors.len()),
+        (105, 6, 0)
+    );
+    let ifcb = stats::compute(&Path::new(DATA).join("ifcb")).unwrap();
+    assert_eq!((ifcb.images, ifcb.errors.len()), (25, 0));
+    eprintln!("{}", plankton.to_json());
+}
+
+/// The committed default split (`splits/planktonset.csv`) is exactly what
+/// `seaclr data split` produces with the documented arguments. Run with
+/// `cargo test -p seaclr-trainer -- --ignored default_split_is_reproducible`.
+#[test]
+#[ignore]
+fn default_split_is_reproducible() {
+    let root = Path::new(DATA).join("planktonset/train");
+    let options = split::SplitOptions {
+        unseen: split::UnseenChoice::Count(15),
+        seed: 42,
+        min_unseen_images: 100,
+        exclude_unseen: ["*_other", "artifacts*", "detritus*", "unknown*"]
+            .map(String::from)
+            .to_vec(),
+        val: 0.1,
+        test: 0.2,
+    };
+    let made = split::make_split(&scan(&root).unwrap(), &root, &options).unwrap();
+    assert_eq!(made.unseen.len(), 15);
+    for class in &made.unseen {
+        let n = made
+            .rows
+            .iter()
+            .filter(|r| r.label.as_ref() == Some(class))
+            .count();
+        assert!(n >= 100, "{class}: {n}");
+        assert!(!class.ends_with("_other") && !class.starts_with("artifacts"));
+        assert!(!class.starts_with("detritus") && !class.starts_with("unknown"));
+    }
+    let csv = made.to_csv().unwrap();
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../splits/planktonset.csv");
+    if std::env::var_os("SEACLR_WRITE_DEFAULT_SPLIT").is_some() {
+        fs::create_dir_all(committed.parent().unwrap()).unwrap();
+        fs::write(&committed, &csv).unwrap();
+    }
+    assert_eq!(
+        fs::read(&committed).unwrap(),
+        csv,
+        "splits/planktonset.csv is stale"
+    );
+    eprintln!("unseen: {}", made.unseen.join(","));
 }
