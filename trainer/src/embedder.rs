@@ -42,5 +42,9 @@ impl Embedder for RawPixels {
 /// Opens a model by path: a `.seaclr` int8 blob runs through the edge crate,
 /// anything else is treated as a float checkpoint.
 pub fn load_embedder(path: &Path) -> anyhow::Result<Box<dyn Embedder>> {
-    anyhow::bail!("{}: no embedder can load this model yet", path.display())
+    if path.extension().is_some_and(|e| e == "seaclr") {
+        Ok(Box::new(crate::quant::Int8Embedder::open(path)?))
+    } else {
+        Ok(Box::new(crate::simclr::FloatModelEmbedder::load(path)?))
+    }
 }
