@@ -1,7 +1,7 @@
 //! `seaclr`: the SeaCLR host command line.
 
 use clap::{Parser, Subcommand};
-use seaclr_trainer::{data, eval, quant, simclr};
+use seaclr_trainer::{data, eval, fewshot, quant, simclr};
 
 /// SeaCLR: self-supervised plankton embeddings, from workstation to buoy.
 #[derive(Parser)]
@@ -31,6 +31,11 @@ enum Command {
     Inspect(quant::cli::InspectArgs),
     /// Compare an int8 blob with its float model on images.
     Verify(quant::cli::VerifyArgs),
+    /// Few-shot label store images for the device (build, inspect).
+    #[command(subcommand)]
+    Fewshot(fewshot::cli::FewshotCommand),
+    /// Pick the open-set "unknown" threshold from labelled data and store it.
+    CalibrateThreshold(fewshot::cli::CalibrateArgs),
     /// Decode buoy telemetry (postcard + CRC, one Iridium SBD message each).
     #[command(subcommand)]
     Telemetry(TelemetryCommand),
@@ -59,6 +64,8 @@ fn main() -> std::process::ExitCode {
         Command::Quantize(args) => quant::cli::run_quantize(args),
         Command::Inspect(args) => quant::cli::run_inspect(args),
         Command::Verify(args) => quant::cli::run_verify(args),
+        Command::Fewshot(cmd) => fewshot::cli::run(cmd),
+        Command::CalibrateThreshold(args) => fewshot::cli::run_calibrate(args),
         Command::Telemetry(TelemetryCommand::Decode { message, classes }) => {
             seaclr_shared::telemetry::host::decode_to_text(&message, &classes)
                 .map(|text| print!("{text}"))

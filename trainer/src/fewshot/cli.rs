@@ -6,8 +6,11 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use rayon::prelude::*;
 use seaclr_edge::engine::Engine;
+use seaclr_edge::knn::centre_embedding;
 
-use super::{LabelledEmbedding, build_image, calibrate_threshold, describe, read_image, set_image_threshold};
+use super::{
+    LabelledEmbedding, build_image, calibrate_threshold, describe, read_image, set_image_threshold,
+};
 
 /// Few-shot label store images for the device.
 #[derive(Subcommand)]
@@ -103,7 +106,7 @@ pub fn run_calibrate(args: CalibrateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-const IMAGE_EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "tif", "tiff", "bmp", "pgm"];
+const IMAGE_EXTENSIONS: [&str; 6] = ["jpg", "jpeg", "png", "tif", "tiff", "bmp"];
 
 /// Labelled image files of a class-folder tree, sorted by class then path.
 fn labelled_files(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
@@ -167,13 +170,13 @@ pub fn embed_labelled(model: &Path, data: &Path) -> anyhow::Result<Vec<LabelledE
                     &mut pixels,
                 )
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-                let mut out = vec![0i8; engine.embedding_dim()];
+                let mut raw = vec![0i8; engine.embedding_dim()];
                 engine
-                    .encode(&pixels, arena, &mut out)
+                    .encode(&pixels, arena, &mut raw)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-                for v in &mut out {
-                    *v = (*v as i16 - zero_point as i16).clamp(-128, 127) as i8;
-                }
+                let mut out = vec![0i8; raw.len()];
+                centre_embedding(&raw, zero_point, &mut out)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
                 Ok(LabelledEmbedding {
                     id: path.display().to_string(),
                     label: label.clone(),

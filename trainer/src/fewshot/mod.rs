@@ -22,9 +22,9 @@ pub mod cli;
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use seaclr_edge::knn::{Evicted, KnnHead, Q15_ONE, cosine_q15};
+use seaclr_edge::knn::{Evicted, KnnError, KnnHead, Q15_ONE, cosine_q15};
 use seaclr_edge::store::mock_flash::MockFlash;
-use seaclr_edge::store::{DEFAULT_REGION_SIZE, LabelStore, MountReport};
+use seaclr_edge::store::{DEFAULT_REGION_SIZE, LabelStore, MountReport, StoreError};
 use seaclr_shared::labels::{ClassId, MAX_CLASS_NAME};
 
 /// Bytes of a label store image.
@@ -97,9 +97,14 @@ pub fn build_image(
             if *count >= per_class {
                 continue;
             }
-            let added = store
-                .add_example(&mut *head, *class, &ex.embedding)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", ex.id))?;
+            let added = match store.add_example(&mut *head, *class, &ex.embedding) {
+                Ok(added) => added,
+                Err(StoreError::Label(KnnError::ZeroEmbedding)) => {
+                    eprintln!("warning: skipped {}: its embedding is all zeros", ex.id);
+                    continue;
+                }
+                Err(e) => bail!("{}: {e}", ex.id),
+            };
             if added.evicted.is_some() {
                 evictions += 1;
             }
@@ -281,7 +286,9 @@ pub fn calibrate_threshold(
         }
     }
     if sims.is_empty() {
-        bail!("no labelled example belongs to a class of the store (with another stored example to compare)");
+        bail!(
+            "no labelled example belongs to a class of the store (with another stored example to compare)"
+        );
     }
     sims.sort_unstable();
     let index = ((target * sims.len() as f64).floor() as usize).min(sims.len() - 1);
@@ -297,7 +304,11 @@ pub fn calibrate_threshold(
 
 /// Writes `threshold_q15` into an image (an atomic `SetThreshold` record,
 /// exactly as the device would log it).
-pub fn set_image_threshold(bytes: &mut [u8], path: &Path, threshold_q15: i32) -> anyhow::Result<()> {
+pub fn set_image_threshold(
+    bytes: &mut [u8],
+    path: &Path,
+    threshold_q15: i32,
+) -> anyhow::Result<()> {
     let mut head = Box::new(KnnHead::new());
     let mut flash = ImageFlash::new(bytes);
     let (mut store, _) = LabelStore::mount(&mut flash, &mut *head)
