@@ -53,12 +53,9 @@ pub const HEADER_LEN: usize = 64;
 pub const INPUT_ENCODING_INVERTED_GRAY: u8 = 1;
 /// Input zero point of [`INPUT_ENCODING_INVERTED_GRAY`].
 pub const INPUT_ZERO_POINT: i8 = -128;
-/// Preprocessing id the models of this crate are made for.
-///
-/// Mirrors `seaclr_shared::preprocess::PREPROCESS_ID` (owned by the data
-/// module); kept here until that constant exists so the blob does not
-/// depend on the merge order. Replace with a re-export at merge time.
-pub const PREPROCESS_ID: u16 = 1;
+/// Preprocessing id the models of this crate are made for: the one
+/// algorithm in [`crate::preprocess`].
+pub use crate::preprocess::PREPROCESS_ID;
 /// Largest requantization left shift accepted (TFLite allows small left shifts).
 pub const MAX_LEFT_SHIFT: i8 = 30;
 /// Largest requantization right shift accepted (a Q31 value shifted further is 0).

@@ -74,11 +74,16 @@ pub fn load_float(path: &Path) -> Result<FloatEncoder> {
 /// Loads up to `count` preprocessed images of side `size`.
 // Waits for `crate::data::load` (data module, not merged on this branch yet).
 pub fn load_images(path: &Path, size: usize, count: usize) -> Result<Vec<Vec<u8>>> {
-    let _ = (size, count);
-    anyhow::bail!(
-        "{}: image loading needs the data module (crate::data::load), not merged on this branch yet",
-        path.display()
-    )
+    use rand::{SeedableRng, seq::SliceRandom};
+    let loaded = crate::data::load(path, size)?;
+    for s in &loaded.skipped {
+        eprintln!("skipped {}: {}", s.path, s.reason);
+    }
+    let mut pixels: Vec<Vec<u8>> = loaded.records.into_iter().map(|r| r.pixels).collect();
+    // A seeded sample over all classes, not the first classes in folder order.
+    pixels.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(0x5eac1));
+    pixels.truncate(count);
+    Ok(pixels)
 }
 
 /// Runs `seaclr quantize`.
