@@ -50,7 +50,7 @@ pub struct VerifyArgs {
     /// Images to compare on.
     #[arg(long)]
     pub data: PathBuf,
-    /// Images to use (the first N in load order).
+    /// Images to use (a seeded sample of N over all classes).
     #[arg(long, default_value_t = 1000)]
     pub count: usize,
     /// Print one JSON object instead of a table.
