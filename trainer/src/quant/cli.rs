@@ -17,7 +17,7 @@ pub struct QuantizeArgs {
     /// Calibration images (any layout `seaclr data` reads).
     #[arg(long)]
     pub calib: PathBuf,
-    /// Calibration images to use (the first N in load order; at least 512).
+    /// Calibration images to use (a seeded sample over all classes; at least 512).
     #[arg(long, default_value_t = 512)]
     pub calib_count: usize,
     /// Activation ranges from this percentile (e.g. 99.99) instead of min/max.
