@@ -167,21 +167,24 @@ pub fn spawn_stdin() -> Receiver<Request> {
         }
     });
     std::thread::spawn(move || {
-        let stdin = std::io::stdin();
-        for line in stdin.lock().lines() {
-            let Ok(line) = line else { break };
-            if tx
-                .send(Request {
-                    line,
-                    reply: reply_tx.clone(),
-                })
-                .is_err()
-            {
-                break;
-            }
-        }
+        forward_lines(std::io::stdin().lock(), &tx, &reply_tx);
     });
     rx
+}
+
+/// Turns each line read from a console transport into a request whose
+/// replies go to `reply`; stops at the end of input or when the buoy is gone.
+fn forward_lines(input: impl BufRead, tx: &Sender<Request>, reply: &Sender<String>) {
+    for line in input.lines() {
+        let Ok(line) = line else { break };
+        let request = Request {
+            line,
+            reply: reply.clone(),
+        };
+        if tx.send(request).is_err() {
+            break;
+        }
+    }
 }
 
 /// Serves the console on a loopback TCP port (like a serial-over-TCP
@@ -206,18 +209,7 @@ pub fn spawn_tcp(port: u16) -> std::io::Result<(Receiver<Request>, u16)> {
                         }
                     }
                 });
-                for line in BufReader::new(stream).lines() {
-                    let Ok(line) = line else { break };
-                    if tx
-                        .send(Request {
-                            line,
-                            reply: reply_tx.clone(),
-                        })
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
+                forward_lines(BufReader::new(stream), &tx, &reply_tx);
             });
         }
     });
