@@ -29,13 +29,14 @@ def conv_bn_relu(cin, cout, stride):
 
 class SeaclrS(nn.Module):
     """4 stages of [3x3 conv s2 + BN + ReLU, 3x3 conv s1 + BN + ReLU], 16-32-64-128,
+    with stage 4's stride-2 conv narrowed to 96 channels (ModelConfig::seaclr_s),
     global average pool -> h (128), head Linear-ReLU-Linear-ReLU-Linear -> z."""
 
-    def __init__(self, channels=(16, 32, 64, 128), head=128, proj=128):
+    def __init__(self, channels=(16, 32, 64, 128), entry=(16, 32, 64, 96), head=128, proj=128):
         super().__init__()
         layers, cin = [], 1
-        for c in channels:
-            layers += conv_bn_relu(cin, c, 2) + conv_bn_relu(c, c, 1)
+        for c, e in zip(channels, entry):
+            layers += conv_bn_relu(cin, e, 2) + conv_bn_relu(e, c, 1)
             cin = c
         self.encoder = nn.Sequential(*layers)
         self.head = nn.Sequential(

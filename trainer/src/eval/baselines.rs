@@ -8,9 +8,7 @@ use rayon::prelude::*;
 
 use crate::embedder::Embedder;
 use crate::float_encoder::{FloatEncoder, FloatLayer};
-
-/// Channels of the four stages of seaclr-s.
-pub const SEACLR_S_CHANNELS: [usize; 4] = [16, 32, 64, 128];
+use crate::simclr::model::ModelConfig;
 
 /// One standard normal sample (Box-Muller), so no extra distribution crate is needed.
 fn standard_normal(rng: &mut impl Rng) -> f32 {
@@ -19,31 +17,30 @@ fn standard_normal(rng: &mut impl Rng) -> f32 {
     ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
 }
 
-/// seaclr-s with random weights: per stage a stride-2 and a stride-1 3x3
-/// convolution with ReLU, weights drawn from N(0, 2 / fan_in) (He), zero
+/// seaclr-s ([`ModelConfig::seaclr_s`]) with random weights: its 3x3
+/// convolutions with ReLU, weights drawn from N(0, 2 / fan_in) (He), zero
 /// biases, then global average pooling. Deterministic for a given seed.
 pub fn random_seaclr_s(input_size: usize, seed: u64) -> FloatEncoder {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut layers = Vec::new();
-    let mut in_channels = 1;
-    for &out_channels in &SEACLR_S_CHANNELS {
-        for stride in [2, 1] {
+    let mut layers: Vec<FloatLayer> = ModelConfig::seaclr_s()
+        .conv_shapes()
+        .into_iter()
+        .map(|(in_channels, out_channels, stride)| {
             let fan_in = in_channels * 9;
             let std = (2.0 / fan_in as f32).sqrt();
             let weights = (0..out_channels * fan_in)
                 .map(|_| std * standard_normal(&mut rng))
                 .collect();
-            layers.push(FloatLayer::Conv3x3 {
+            FloatLayer::Conv3x3 {
                 in_channels,
                 out_channels,
                 stride,
                 weights,
                 bias: vec![0.0; out_channels],
                 relu: true,
-            });
-            in_channels = out_channels;
-        }
-    }
+            }
+        })
+        .collect();
     layers.push(FloatLayer::GlobalAvgPool);
     FloatEncoder { input_size, layers }
 }

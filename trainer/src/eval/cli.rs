@@ -38,6 +38,10 @@ pub struct EvalArgs {
     /// Model: a float checkpoint, an int8 `.seaclr` blob, `raw` or `random`.
     #[arg(long)]
     pub model: String,
+    /// More models run beside `--model` through the same protocol (repeatable),
+    /// e.g. the int8 blob quantized from the `--model` checkpoint.
+    #[arg(long)]
+    pub compare: Vec<String>,
     /// Data root (labelled class folders or a manifest).
     #[arg(long)]
     pub data: PathBuf,
@@ -174,12 +178,38 @@ fn to_set(
     EvalSet::from_labelled(&source.display().to_string(), items, Some(cap), seed)
 }
 
+/// The pool of the transfer protocol: the unseen classes of `split` (all of
+/// `data` without a split), at most `max_per_class` images per class chosen
+/// with `seed`. `seaclr eval` and `seaclr fewshot check` share it, so their
+/// numbers are over the same images.
+pub fn load_unseen_pool(
+    data: &Path,
+    split: Option<&Path>,
+    size: usize,
+    max_per_class: usize,
+    seed: u64,
+) -> anyhow::Result<EvalSet> {
+    match split {
+        Some(split) => {
+            let unseen = load_split(data, split, Group::Unseen, None, size)?;
+            to_set(split, unseen, max_per_class, seed)
+        }
+        None => to_set(data, load(data, size)?, max_per_class, seed),
+    }
+}
+
 /// `seaclr eval`.
 pub fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
     let model = open_model(&args.model, args.size)?;
-    let (unseen, seen) = match &args.split {
+    let unseen = load_unseen_pool(
+        &args.data,
+        args.split.as_deref(),
+        args.size,
+        args.max_per_class,
+        args.seed,
+    )?;
+    let seen = match &args.split {
         Some(split) => {
-            let unseen = load_split(&args.data, split, Group::Unseen, None, args.size)?;
             let seen = load_split(
                 &args.data,
                 split,
@@ -187,20 +217,9 @@ pub fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
                 Some(Subset::Test),
                 args.size,
             )?;
-            (
-                to_set(split, unseen, args.max_per_class, args.seed)?,
-                Some(to_set(split, seen, args.max_seen_per_class, args.seed)?),
-            )
+            Some(to_set(split, seen, args.max_seen_per_class, args.seed)?)
         }
-        None => (
-            to_set(
-                &args.data,
-                load(&args.data, args.size)?,
-                args.max_per_class,
-                args.seed,
-            )?,
-            None,
-        ),
+        None => None,
     };
     anyhow::ensure!(
         !unseen.is_empty(),
@@ -208,10 +227,14 @@ pub fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
         args.data.display()
     );
     let mut embedders: Vec<Box<dyn Embedder>> = vec![model];
-    if args.model != "raw" {
+    for spec in &args.compare {
+        embedders.push(open_model(spec, args.size)?);
+    }
+    let named = |name: &str| args.model == name || args.compare.iter().any(|c| c == name);
+    if !named("raw") {
         embedders.push(Box::new(RawPixels { size: args.size }));
     }
-    if args.model != "random" {
+    if !named("random") {
         embedders.push(Box::new(random_embedder(args.size)));
     }
     let inputs = EvalInputs {
@@ -266,6 +289,7 @@ mod tests {
         let out = temp_dir("eval-report");
         run_eval(EvalArgs {
             model: "raw".into(),
+            compare: vec![],
             data: flowcam(),
             split: None,
             out: out.clone(),
@@ -336,6 +360,45 @@ mod tests {
         std::fs::remove_dir_all(&out).unwrap();
     }
 
+    /// The committed float checkpoint with its int8 blob beside it: one
+    /// report, four rows (model, compared model, both baselines), and the
+    /// int8-against-float line the quantization issue asks for.
+    #[test]
+    fn eval_compares_the_int8_blob_beside_the_float_model() {
+        let out = temp_dir("eval-compare");
+        let models = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../models"));
+        run_eval(EvalArgs {
+            model: models.join("seaclr-s").display().to_string(),
+            compare: vec![models.join("seaclr-s.seaclr").display().to_string()],
+            data: flowcam(),
+            split: None,
+            out: out.clone(),
+            draws: 2,
+            k: 10,
+            seed: 0,
+            shots: vec![5],
+            max_per_class: 400,
+            max_seen_per_class: 40,
+            run: None,
+            size: 64,
+        })
+        .unwrap();
+        let m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap())
+                .unwrap();
+        let names: Vec<&str> = m["headline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["embedder"].as_str().unwrap())
+            .collect();
+        assert_eq!(names.len(), 4, "{names:?}");
+        assert!(names[1].starts_with("int8") && names[2] == "raw pixels", "{names:?}");
+        let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+        assert!(html.contains("</b> against "), "no comparison line");
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+
     #[test]
     fn embed_writes_one_row_per_image() {
         let out = temp_dir("embed");
@@ -364,6 +427,7 @@ mod tests {
         let out = temp_dir("eval-missing");
         let err = run_eval(EvalArgs {
             model: "raw".into(),
+            compare: vec!["random".into()],
             data: out.join("nope"),
             split: None,
             out: out.join("report"),

@@ -159,6 +159,67 @@ fn score_all(
     ])
 }
 
+/// One seeded few-shot draw: in every class the items are shuffled, the
+/// first `n` are labelled, all the others are test items.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FewShotDraw {
+    /// Pool indices of the labelled items, class by class.
+    pub train: Vec<usize>,
+    /// Class of each labelled item.
+    pub train_labels: Vec<usize>,
+    /// Pool indices of the test items.
+    pub test: Vec<usize>,
+    /// Class of each test item.
+    pub truth: Vec<usize>,
+}
+
+impl FewShotDraw {
+    /// The draw of `n` per class for `seed` (draw `d` of a run uses
+    /// `settings.seed + d`), from the pool indices of each class.
+    pub fn new(by_class: &[Vec<usize>], n: usize, seed: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ ((n as u64) << 32));
+        let mut draw = FewShotDraw {
+            train: vec![],
+            train_labels: vec![],
+            test: vec![],
+            truth: vec![],
+        };
+        for (c, items) in by_class.iter().enumerate() {
+            let mut items = items.clone();
+            items.shuffle(&mut rng);
+            for (pos, &i) in items.iter().enumerate() {
+                if pos < n {
+                    draw.train.push(i);
+                    draw.train_labels.push(c);
+                } else {
+                    draw.test.push(i);
+                    draw.truth.push(c);
+                }
+            }
+        }
+        draw
+    }
+
+    /// The draw as a classification task over `classes` classes.
+    pub fn task(&self, classes: usize) -> Task<'_> {
+        Task {
+            train: &self.train,
+            train_labels: &self.train_labels,
+            test: &self.test,
+            classes,
+        }
+    }
+}
+
+/// Pool indices of each class, from the class of every pool item.
+pub fn indices_by_class(labels: &[usize], classes: usize) -> Vec<Vec<usize>> {
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
+    for (i, &c) in labels.iter().enumerate() {
+        by_class[c].push(i);
+    }
+    by_class
+}
+
 /// Runs the few-shot protocol and the seed's curve on one pool.
 /// `labels[i]` is the class of pool item `i` (`< classes`).
 pub fn run(
@@ -175,10 +236,7 @@ pub fn run(
         classes >= 2,
         "transfer needs at least two classes, found {classes}"
     );
-    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
-    for (i, &c) in labels.iter().enumerate() {
-        by_class[c].push(i);
-    }
+    let by_class = indices_by_class(labels, classes);
     let smallest = by_class.iter().map(Vec::len).min().unwrap_or(0);
     let mut few_shot = Vec::new();
     let mut skipped_shots = Vec::new();
@@ -194,29 +252,9 @@ pub fn run(
             .into_par_iter()
             .map(|d| {
                 let seed = settings.seed.wrapping_add(d as u64);
-                let mut rng = ChaCha8Rng::seed_from_u64(seed ^ ((n as u64) << 32));
-                let (mut train, mut train_labels, mut test, mut truth) =
-                    (vec![], vec![], vec![], vec![]);
-                for (c, items) in by_class.iter().enumerate() {
-                    let mut items = items.clone();
-                    items.shuffle(&mut rng);
-                    for (pos, &i) in items.iter().enumerate() {
-                        if pos < n {
-                            train.push(i);
-                            train_labels.push(c);
-                        } else {
-                            test.push(i);
-                            truth.push(c);
-                        }
-                    }
-                }
-                let task = Task {
-                    train: &train,
-                    train_labels: &train_labels,
-                    test: &test,
-                    classes,
-                };
-                score_all(kernels, task, &truth, knn_k, seed)
+                let draw = FewShotDraw::new(&by_class, n, seed);
+                let task = draw.task(classes);
+                score_all(kernels, task, &draw.truth, knn_k, seed)
             })
             .collect::<anyhow::Result<_>>()?;
         let column = |m: usize| Stat::from_values(scores.iter().map(|s| s[m]).collect());

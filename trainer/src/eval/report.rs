@@ -376,6 +376,20 @@ pub fn render_html(
                 100.0 * (model.knn.0 - raw.knn.0),
                 esc(&raw.embedder)
             )?;
+            // Models compared beside the first (e.g. its int8 blob).
+            for r in m.headline[1..].iter().filter(|r| {
+                r.embedder != "raw pixels" && !r.embedder.starts_with("random weights")
+            }) {
+                writeln!(
+                    h,
+                    "<p><b>{}</b> against {}: kNN {:+.1}, logistic {:+.1}, SVC {:+.1} points.</p>",
+                    esc(&r.embedder),
+                    esc(&model.embedder),
+                    100.0 * (r.knn.0 - model.knn.0),
+                    100.0 * (r.logistic.0 - model.logistic.0),
+                    100.0 * (r.svc.0 - model.svc.0)
+                )?;
+            }
         }
     } else {
         writeln!(

@@ -1,13 +1,14 @@
-//! `seaclr fewshot build|inspect` and `seaclr calibrate-threshold`.
+//! `seaclr fewshot build|inspect|check` and `seaclr calibrate-threshold`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use rayon::prelude::*;
-use seaclr_edge::engine::Engine;
-use seaclr_edge::knn::centre_embedding;
 
+use crate::embedder::Embedder as _;
+use crate::quant::Int8Embedder;
+
+use super::check::{CheckArgs, run_check};
 use super::{
     LabelledEmbedding, build_image, calibrate_threshold, describe, read_image, set_image_threshold,
 };
@@ -23,6 +24,10 @@ pub enum FewshotCommand {
         /// The image (`labels.bin`).
         image: PathBuf,
     },
+    /// Teach the device's kNN head `--per-class` examples per class one by
+    /// one (`add_example`) and compare its balanced accuracy with the
+    /// evaluation's host kNN on the same int8 embeddings and draws.
+    Check(CheckArgs),
 }
 
 /// Arguments of `seaclr fewshot build`.
@@ -83,6 +88,7 @@ pub fn run(cmd: FewshotCommand) -> anyhow::Result<()> {
             print!("{}", describe(&mounted));
             Ok(())
         }
+        FewshotCommand::Check(args) => run_check(args),
     }
 }
 
@@ -106,94 +112,38 @@ pub fn run_calibrate(args: CalibrateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-const IMAGE_EXTENSIONS: [&str; 6] = ["jpg", "jpeg", "png", "tif", "tiff", "bmp"];
-
-/// Labelled image files of a class-folder tree, sorted by class then path.
-fn labelled_files(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
-    let mut classes: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    classes.sort();
-    let mut files = Vec::new();
-    for class_dir in classes {
-        let label = class_dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .with_context(|| format!("{}: class folder name is not UTF-8", class_dir.display()))?
-            .to_string();
-        let mut images: Vec<PathBuf> = std::fs::read_dir(&class_dir)
-            .with_context(|| format!("reading {}", class_dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-            })
-            .collect();
-        images.sort();
-        files.extend(images.into_iter().map(|p| (label.clone(), p)));
-    }
-    if files.is_empty() {
-        bail!(
-            "{}: no labelled images (expected one folder per class holding image files)",
-            dir.display()
-        );
-    }
-    Ok(files)
-}
-
-/// Embeds every labelled image under `data` with the int8 engine of
-/// `model`, centred on the engine's output zero point. Unreadable images are
-/// skipped with a warning naming the file.
+/// Embeds every labelled image under `data` (class folders, a manifest, ...:
+/// anything `seaclr data` reads) with the int8 engine of `model`, centred on
+/// the engine's output zero point, in catalog order (sorted paths).
+/// Unreadable images are skipped with a warning naming the file.
 pub fn embed_labelled(model: &Path, data: &Path) -> anyhow::Result<Vec<LabelledEmbedding>> {
-    let blob = std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;
-    let engine = Engine::new(&blob).map_err(|e| anyhow::anyhow!("{}: {e}", model.display()))?;
-    let size = engine.input_size();
-    let zero_point = engine.header().output_zero_point;
-    let files = labelled_files(data)?;
-    let results: Vec<anyhow::Result<LabelledEmbedding>> = files
-        .par_iter()
-        .map_init(
-            || vec![0u8; engine.arena_bytes() + 4],
-            |arena, (label, path)| {
-                let img = image::open(path)
-                    .with_context(|| format!("{}: cannot decode image", path.display()))?
-                    .into_luma8();
-                let mut pixels = vec![0u8; size * size];
-                seaclr_shared::preprocess::preprocess_gray(
-                    img.as_raw(),
-                    img.width() as usize,
-                    img.height() as usize,
-                    size,
-                    &mut pixels,
-                )
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-                let mut raw = vec![0i8; engine.embedding_dim()];
-                engine
-                    .encode(&pixels, arena, &mut raw)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-                let mut out = vec![0i8; raw.len()];
-                centre_embedding(&raw, zero_point, &mut out)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-                Ok(LabelledEmbedding {
-                    id: path.display().to_string(),
-                    label: label.clone(),
-                    embedding: out,
-                })
-            },
-        )
-        .collect();
-    let mut embeddings = Vec::with_capacity(results.len());
-    for r in results {
-        match r {
-            Ok(e) => embeddings.push(e),
-            Err(e) => eprintln!("warning: skipped {e:#}"),
-        }
+    let embedder = Int8Embedder::open(model)?;
+    let loaded = crate::data::load(data, embedder.input_size())?;
+    for s in &loaded.skipped {
+        eprintln!("warning: skipped {}: {}", s.path, s.reason);
     }
-    if embeddings.is_empty() {
-        bail!("{}: no image could be embedded", data.display());
+    if loaded.records.is_empty() {
+        bail!("{}: no image could be read", data.display());
     }
-    Ok(embeddings)
+    let pixels: Vec<&[u8]> = loaded.records.iter().map(|r| r.pixels.as_slice()).collect();
+    let embeddings = embedder.embed_centred(&pixels)?;
+    loaded
+        .records
+        .into_iter()
+        .zip(embeddings)
+        .map(|(r, embedding)| {
+            let Some(label) = r.label else {
+                bail!(
+                    "{}: image {} has no class label (expected one folder per class, or a manifest with labels)",
+                    data.display(),
+                    r.id
+                );
+            };
+            Ok(LabelledEmbedding {
+                id: r.id,
+                label,
+                embedding,
+            })
+        })
+        .collect()
 }

@@ -17,6 +17,7 @@
 //! - Head: [`seaclr_edge::knn::KnnHead`], 1,000 examples of 128 int8 values,
 //!   64 classes. One example costs 148 bytes of flash.
 
+pub mod check;
 pub mod cli;
 
 use std::path::Path;

@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result, anyhow, ensure};
 use rayon::prelude::*;
 use seaclr_edge::engine::Engine;
+use seaclr_edge::knn::centre_embedding;
 
 use crate::embedder::Embedder;
 
@@ -57,6 +58,24 @@ impl Int8Embedder {
                     Ok(out)
                 },
             )
+            .collect()
+    }
+}
+
+impl Int8Embedder {
+    /// Int8 embeddings centred on the engine's output zero point: what the
+    /// device's kNN head stores and compares (see `seaclr_edge::knn`).
+    pub fn embed_centred(&self, images: &[&[u8]]) -> Result<Vec<Vec<i8>>> {
+        let engine = Engine::new(&self.blob).map_err(|e| anyhow!("{}: {e}", self.name))?;
+        let zero_point = engine.header().output_zero_point;
+        self.embed_int8(images)?
+            .into_iter()
+            .map(|raw| {
+                let mut out = vec![0i8; raw.len()];
+                centre_embedding(&raw, zero_point, &mut out)
+                    .map_err(|e| anyhow!("{}: {e}", self.name))?;
+                Ok(out)
+            })
             .collect()
     }
 }

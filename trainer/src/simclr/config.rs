@@ -47,7 +47,7 @@ pub struct OptimizerConfig {
 #[derive(Config, Debug, PartialEq)]
 pub struct TrainConfig {
     /// The encoder and projection head.
-    #[config(default = "ModelConfig::new()")]
+    #[config(default = "ModelConfig::seaclr_s()")]
     pub model: ModelConfig,
     /// Augmentation recipe.
     #[config(default = "AugmentConfig::new()")]
@@ -210,7 +210,7 @@ mod tests {
         assert_eq!(c.batch_size, 16);
         assert_eq!(c.optimizer.learning_rate, 1.0);
         assert_eq!(c.optimizer.kind, "adam");
-        assert_eq!(c.model, ModelConfig::new());
+        assert_eq!(c.model, ModelConfig::seaclr_s());
     }
 
     #[test]

@@ -16,7 +16,9 @@ use burn::tensor::{Device, Tensor};
 
 use crate::float_encoder::{FloatEncoder, FloatLayer};
 
-/// Architecture knobs. Defaults are `seaclr-s`.
+/// Architecture knobs. `ModelConfig::new()` is the plain 16-32-64-128 stack;
+/// [`ModelConfig::seaclr_s`] is the default encoder, which narrows stage 4's
+/// entry conv so the int8 blob fits the 256 KiB flash budget.
 #[derive(Config, Debug, PartialEq)]
 pub struct ModelConfig {
     /// Side of the square gray input.
@@ -25,6 +27,13 @@ pub struct ModelConfig {
     /// Output channels of each stage; each stage starts with a stride-2 conv.
     #[config(default = "vec![16, 32, 64, 128]")]
     pub stage_channels: Vec<usize>,
+    /// Output channels of each stage's stride-2 entry conv (a bottleneck
+    /// before the stage's stride-1 convs); empty means `stage_channels`.
+    /// Stage 4 holds most weights: narrowing only its entry conv to 96
+    /// channels shrinks the blob from 290 KiB to about 236 KiB while the
+    /// embedding stays 128-d.
+    #[config(default = "Vec::new()")]
+    pub entry_channels: Vec<usize>,
     /// Stride-1 3x3 convs after the stride-2 conv of each stage.
     #[config(default = 1)]
     pub extra_convs_per_stage: usize,
@@ -46,6 +55,40 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
+    /// `seaclr-s`, the default encoder: stages 16, 32, 64, 128, with stage
+    /// 4's stride-2 conv narrowed to 96 channels (236 K conv weights).
+    pub fn seaclr_s() -> Self {
+        Self::new().with_entry_channels(vec![16, 32, 64, 96])
+    }
+
+    /// Output channels of stage `i`'s stride-2 entry conv.
+    fn entry_width(&self, i: usize) -> usize {
+        if self.extra_convs_per_stage == 0 {
+            return self.stage_channels[i];
+        }
+        self.entry_channels
+            .get(i)
+            .copied()
+            .unwrap_or(self.stage_channels[i])
+    }
+
+    /// `(in_channels, out_channels, stride)` of every 3x3 conv in order: per
+    /// stage a stride-2 entry conv, then `extra_convs_per_stage` stride-1 convs.
+    pub fn conv_shapes(&self) -> Vec<(usize, usize, usize)> {
+        let mut shapes = Vec::new();
+        let mut in_channels = 1;
+        for (stage, &out) in self.stage_channels.iter().enumerate() {
+            let entry = self.entry_width(stage);
+            shapes.push((in_channels, entry, 2));
+            in_channels = entry;
+            for _ in 0..self.extra_convs_per_stage {
+                shapes.push((in_channels, out, 1));
+                in_channels = out;
+            }
+        }
+        shapes
+    }
+
     /// Dimension of the embedding `h` (channels of the last stage).
     pub fn embedding_dim(&self) -> usize {
         *self.stage_channels.last().unwrap_or(&1)
@@ -57,6 +100,26 @@ impl ModelConfig {
             bail!(
                 "model.stage_channels must be non-empty and positive, got {:?}",
                 self.stage_channels
+            );
+        }
+        if !self.entry_channels.is_empty()
+            && (self.entry_channels.len() != self.stage_channels.len()
+                || self.entry_channels.contains(&0))
+        {
+            bail!(
+                "model.entry_channels must be empty or give one positive width per stage \
+                 ({} stages), got {:?}",
+                self.stage_channels.len(),
+                self.entry_channels
+            );
+        }
+        if self.extra_convs_per_stage == 0
+            && !self.entry_channels.is_empty()
+            && self.entry_channels != self.stage_channels
+        {
+            bail!(
+                "model.entry_channels needs extra_convs_per_stage >= 1 \
+                 (a stage's stride-1 convs widen it back to stage_channels)"
             );
         }
         if self.input_size < 1 << self.stage_channels.len() {
@@ -88,29 +151,21 @@ impl ModelConfig {
 
     /// Builds the network with fresh weights on `device`.
     pub fn init(&self, device: &Device) -> SimClrModel {
-        let mut blocks = Vec::new();
-        let mut in_channels = 1;
-        for &out in &self.stage_channels {
-            for stride in
-                std::iter::once(2).chain(std::iter::repeat_n(1, self.extra_convs_per_stage))
-            {
-                blocks.push(ConvBnRelu {
-                    conv: Conv2dConfig::new(
-                        [if stride == 2 { in_channels } else { out }, out],
-                        [3, 3],
-                    )
+        let blocks = self
+            .conv_shapes()
+            .into_iter()
+            .map(|(in_channels, out_channels, stride)| ConvBnRelu {
+                conv: Conv2dConfig::new([in_channels, out_channels], [3, 3])
                     .with_stride([stride, stride])
                     .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
                     .with_bias(false)
                     .init(device),
-                    bn: BatchNormConfig::new(out)
-                        .with_epsilon(self.bn_epsilon)
-                        .with_momentum(self.bn_momentum)
-                        .init(device),
-                });
-            }
-            in_channels = out;
-        }
+                bn: BatchNormConfig::new(out_channels)
+                    .with_epsilon(self.bn_epsilon)
+                    .with_momentum(self.bn_momentum)
+                    .init(device),
+            })
+            .collect();
         let mut head = Vec::new();
         let mut width = self.embedding_dim();
         for _ in 0..self.head_hidden_layers {
@@ -252,34 +307,47 @@ mod tests {
     #[test]
     fn seaclr_s_shapes_and_size() {
         let device = Device::flex();
-        let config = ModelConfig::new();
+        let config = ModelConfig::seaclr_s();
+        config.validate().unwrap();
         let model = config.init(&device);
-        // 4 stages x 2 convs, conv weights + BN gamma/beta: the issue's ~0.3 M parameters.
-        let convs: usize = [
+        // 4 stages x 2 convs, stage 4 entering at 96 channels.
+        let shapes = [
             (1, 16),
             (16, 16),
             (16, 32),
             (32, 32),
             (32, 64),
             (64, 64),
-            (64, 128),
-            (128, 128),
-        ]
-        .iter()
-        .map(|(i, o)| i * o * 9 + 2 * o)
-        .sum();
+            (64, 96),
+            (96, 128),
+        ];
+        let conv_weights: usize = shapes.iter().map(|(i, o)| i * o * 9).sum();
+        // What the int8 blob stores: must leave room for header, biases and
+        // scales inside the 256 KiB budget.
+        assert_eq!(conv_weights, 237_456);
+        // Conv weights + BN gamma/beta + BN running stats (num_params counts them).
+        let convs: usize = shapes.iter().map(|(i, o)| i * o * 9 + 4 * o).sum();
         let head = 3 * (128 * 128 + 128);
-        // num_params counts the BN running stats too (2 x channels per BN).
-        let running: usize = [16, 16, 32, 32, 64, 64, 128, 128]
-            .iter()
-            .map(|c| 2 * c)
-            .sum();
+        let running = 0;
         assert_eq!(model.num_params(), convs + head + running);
         let ims = random_images(3, 64, 1);
         let refs: Vec<&[u8]> = ims.iter().map(|v| v.as_slice()).collect();
         let (h, z) = model.forward(images_to_tensor(&refs, 64, &device));
         assert_eq!(h.dims(), [3, 128]);
         assert_eq!(z.dims(), [3, 128]);
+    }
+
+    #[test]
+    fn entry_channels_must_match_the_stages() {
+        let short = ModelConfig::seaclr_s().with_entry_channels(vec![16, 32]);
+        assert!(format!("{:#}", short.validate().unwrap_err()).contains("one positive width per stage"));
+        let no_widening = ModelConfig::seaclr_s().with_extra_convs_per_stage(0);
+        assert!(no_widening.validate().is_err());
+        // Empty means the plain stack.
+        let plain = ModelConfig::new();
+        plain.validate().unwrap();
+        assert_eq!(plain.conv_shapes()[6], (64, 128, 2));
+        assert_eq!(ModelConfig::seaclr_s().conv_shapes()[6..], [(64, 96, 2), (96, 128, 1)]);
     }
 
     #[test]
