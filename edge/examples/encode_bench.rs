@@ -2,8 +2,9 @@
 //!
 //! `cargo run --release -p seaclr-edge --example encode_bench -- [BLOB] [--iters N] [--warmup N] [--write-blob PATH] [--embedding-out PATH]`
 //!
-//! Without BLOB it builds a seaclr-s-shaped blob (64 x 64, channels 16, 32,
-//! 64, 128, random int8 weights, plausible multipliers): timing does not
+//! Without BLOB it builds a seaclr-s-shaped blob (64 x 64, stage channels 16,
+//! 32, 64, 128 with stage 4's stride-2 entry conv narrowed to 96, as in
+//! `configs/seaclr-s.toml`; random int8 weights, plausible multipliers): timing does not
 //! depend on the weight values (no data-dependent branches besides clamps).
 //! Prints one JSON line: median / mean / min nanoseconds per encode, MACs,
 //! and GMAC/s. With `--iters 0` it only sets up (a baseline for callgrind).
@@ -28,8 +29,9 @@ fn synthetic_seaclr_s() -> Vec<u8> {
     let mut layers = Vec::new();
     let mut cin = 1usize;
     let mut zp = -128i8;
-    for cout in [16usize, 32, 64, 128] {
-        for stride in [2u8, 1] {
+    // (stride-2 entry width, stage width) per stage.
+    for (entry, stage) in [(16usize, 16usize), (32, 32), (64, 64), (96, 128)] {
+        for (stride, cout) in [(2u8, entry), (1, stage)] {
             let w: Vec<i8> = (0..cout * cin * 9)
                 .map(|_| ((rng.next() % 255) as i32 - 127) as i8)
                 .collect();

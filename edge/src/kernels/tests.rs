@@ -248,6 +248,13 @@ fn conv_with_input_zero_point_127_and_saturating_output() {
 }
 
 #[test]
+fn conv_rows_longer_than_the_unrolled_dot_steps() {
+    // 9 * 16 = 144 = 4 steps of 32 + one of 16; 9 * 21 = 189 adds a scalar tail.
+    conv_case(7, 6, 16, 1, -3, 101, -5000, 1_300_000_000, -9);
+    conv_case(5, 8, 21, 2, 90, -77, 123_456, 1_900_000_000, -11);
+}
+
+#[test]
 fn conv_padding_equals_zero_point_so_background_stays_background() {
     // An all-background image (q = zp) yields bias only, everywhere, including borders.
     let zp = -128;
