@@ -32,6 +32,49 @@ pub struct EmbedArgs {
     pub size: usize,
 }
 
+/// The transfer protocol's pool and draws, shared by `seaclr eval` and
+/// `seaclr fewshot check` so both run over the same images and draws.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PoolArgs {
+    /// Data root (labelled class folders or a manifest).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Split manifest (`path,label,group,subset`): its unseen classes are the
+    /// pool; without it all classes are.
+    #[arg(long)]
+    pub split: Option<PathBuf>,
+    /// Seeded draws per few-shot size (draw `d` uses seed `--seed + d`).
+    #[arg(long, default_value_t = 10)]
+    pub draws: usize,
+    /// kNN neighbours (used as min(k, labelled per class)).
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Base seed of the draws and of the per-class cap.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Pool images per class kept (seeded choice), bounding the Gram matrices.
+    #[arg(long, default_value_t = 400)]
+    pub max_per_class: usize,
+}
+
+impl PoolArgs {
+    /// The pool on the FlowCam demo images with the defaults (for tests).
+    #[cfg(test)]
+    pub(crate) fn flowcam_demo() -> Self {
+        Self {
+            data: PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../shared/data/flowcam-demo"
+            )),
+            split: None,
+            draws: 10,
+            k: 10,
+            seed: 0,
+            max_per_class: 400,
+        }
+    }
+}
+
 /// Arguments of `seaclr eval`.
 #[derive(clap::Args, Debug)]
 pub struct EvalArgs {
@@ -42,30 +85,15 @@ pub struct EvalArgs {
     /// e.g. the int8 blob quantized from the `--model` checkpoint.
     #[arg(long)]
     pub compare: Vec<String>,
-    /// Data root (labelled class folders or a manifest).
-    #[arg(long)]
-    pub data: PathBuf,
-    /// Split manifest (`path,label,group,subset`); without it all classes count as unseen.
-    #[arg(long)]
-    pub split: Option<PathBuf>,
+    /// The pool and the draws.
+    #[command(flatten)]
+    pub pool: PoolArgs,
     /// Report folder (gets `report.html` and `metrics.json`).
     #[arg(long)]
     pub out: PathBuf,
-    /// Seeded draws per few-shot size.
-    #[arg(long, default_value_t = 10)]
-    pub draws: usize,
-    /// kNN neighbours (used as min(k, labelled per class)).
-    #[arg(long, default_value_t = 10)]
-    pub k: usize,
-    /// Base seed of the draws.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
     /// Labelled images per class to try (comma-separated).
     #[arg(long, value_delimiter = ',', default_values_t = super::protocol::DEFAULT_SHOTS)]
     pub shots: Vec<usize>,
-    /// Unseen images per class kept (seeded choice), bounding the Gram matrices.
-    #[arg(long, default_value_t = 400)]
-    pub max_per_class: usize,
     /// Seen-class test images per class kept for distances, maps and images.
     #[arg(long, default_value_t = 40)]
     pub max_seen_per_class: usize,
@@ -178,54 +206,52 @@ fn to_set(
     EvalSet::from_labelled(&source.display().to_string(), items, Some(cap), seed)
 }
 
-/// The pool of the transfer protocol: the unseen classes of `split` (all of
-/// `data` without a split), at most `max_per_class` images per class chosen
-/// with `seed`. `seaclr eval` and `seaclr fewshot check` share it, so their
-/// numbers are over the same images.
-pub fn load_unseen_pool(
-    data: &Path,
-    split: Option<&Path>,
-    size: usize,
-    max_per_class: usize,
-    seed: u64,
-) -> anyhow::Result<EvalSet> {
-    match split {
+/// The pool of the transfer protocol: the unseen classes of the split (all
+/// classes without one), at most `max_per_class` images per class chosen
+/// with the seed.
+pub fn load_unseen_pool(pool: &PoolArgs, size: usize) -> anyhow::Result<EvalSet> {
+    let set = match &pool.split {
         Some(split) => {
-            let unseen = load_split(data, split, Group::Unseen, None, size)?;
-            to_set(split, unseen, max_per_class, seed)
+            let unseen = load_split(&pool.data, split, Group::Unseen, None, size)?;
+            to_set(split, unseen, pool.max_per_class, pool.seed)?
         }
-        None => to_set(data, load(data, size)?, max_per_class, seed),
-    }
+        None => to_set(
+            &pool.data,
+            load(&pool.data, size)?,
+            pool.max_per_class,
+            pool.seed,
+        )?,
+    };
+    anyhow::ensure!(
+        !set.is_empty(),
+        "{}: no labelled images to evaluate",
+        pool.data.display()
+    );
+    Ok(set)
 }
 
 /// `seaclr eval`.
 pub fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
     let model = open_model(&args.model, args.size)?;
-    let unseen = load_unseen_pool(
-        &args.data,
-        args.split.as_deref(),
-        args.size,
-        args.max_per_class,
-        args.seed,
-    )?;
-    let seen = match &args.split {
+    let unseen = load_unseen_pool(&args.pool, args.size)?;
+    let seen = match &args.pool.split {
         Some(split) => {
             let seen = load_split(
-                &args.data,
+                &args.pool.data,
                 split,
                 Group::Seen,
                 Some(Subset::Test),
                 args.size,
             )?;
-            Some(to_set(split, seen, args.max_seen_per_class, args.seed)?)
+            Some(to_set(
+                split,
+                seen,
+                args.max_seen_per_class,
+                args.pool.seed,
+            )?)
         }
         None => None,
     };
-    anyhow::ensure!(
-        !unseen.is_empty(),
-        "{}: no labelled images to evaluate",
-        args.data.display()
-    );
     let mut embedders: Vec<Box<dyn Embedder>> = vec![model];
     for spec in &args.compare {
         embedders.push(open_model(spec, args.size)?);
@@ -243,15 +269,15 @@ pub fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
         embedders,
         settings: Settings {
             shots: args.shots,
-            draws: args.draws.max(1),
-            k: args.k.max(1),
-            seed: args.seed,
+            draws: args.pool.draws.max(1),
+            k: args.pool.k.max(1),
+            seed: args.pool.seed,
             ..Settings::default()
         },
         run_dir: args.run,
-        data: args.data.display().to_string(),
-        split: args.split.map(|s| s.display().to_string()),
-        max_per_class: Some(args.max_per_class),
+        data: args.pool.data.display().to_string(),
+        split: args.pool.split.map(|s| s.display().to_string()),
+        max_per_class: Some(args.pool.max_per_class),
     };
     let metrics = write_report(&inputs, &args.out, args.size)?;
     for r in &metrics.headline {
@@ -271,10 +297,21 @@ mod tests {
     use super::*;
 
     fn flowcam() -> PathBuf {
-        PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/data/flowcam-demo"
-        ))
+        PoolArgs::flowcam_demo().data
+    }
+
+    /// `seaclr eval --model MODEL --data flowcam-demo --out OUT` with the defaults.
+    fn eval_args(model: &str, out: &Path) -> EvalArgs {
+        EvalArgs {
+            model: model.into(),
+            compare: vec![],
+            pool: PoolArgs::flowcam_demo(),
+            out: out.to_path_buf(),
+            shots: crate::eval::protocol::DEFAULT_SHOTS.to_vec(),
+            max_seen_per_class: 40,
+            run: None,
+            size: 64,
+        }
     }
 
     fn temp_dir(name: &str) -> PathBuf {
@@ -287,22 +324,10 @@ mod tests {
     #[test]
     fn eval_report_on_flowcam_demo() {
         let out = temp_dir("eval-report");
-        run_eval(EvalArgs {
-            model: "raw".into(),
-            compare: vec![],
-            data: flowcam(),
-            split: None,
-            out: out.clone(),
-            draws: 3,
-            k: 10,
-            seed: 0,
-            shots: vec![1, 2, 5, 10, 20],
-            max_per_class: 400,
-            max_seen_per_class: 40,
-            run: None,
-            size: 64,
-        })
-        .unwrap();
+        let mut args = eval_args("raw", &out);
+        args.pool.draws = 3;
+        args.shots = vec![1, 2, 5, 10, 20];
+        run_eval(args).unwrap();
         let m: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap())
                 .unwrap();
@@ -367,22 +392,11 @@ mod tests {
     fn eval_compares_the_int8_blob_beside_the_float_model() {
         let out = temp_dir("eval-compare");
         let models = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../models"));
-        run_eval(EvalArgs {
-            model: models.join("seaclr-s").display().to_string(),
-            compare: vec![models.join("seaclr-s.seaclr").display().to_string()],
-            data: flowcam(),
-            split: None,
-            out: out.clone(),
-            draws: 2,
-            k: 10,
-            seed: 0,
-            shots: vec![5],
-            max_per_class: 400,
-            max_seen_per_class: 40,
-            run: None,
-            size: 64,
-        })
-        .unwrap();
+        let mut args = eval_args(&models.join("seaclr-s").display().to_string(), &out);
+        args.compare = vec![models.join("seaclr-s.seaclr").display().to_string()];
+        args.pool.draws = 2;
+        args.shots = vec![5];
+        run_eval(args).unwrap();
         let m: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap())
                 .unwrap();
@@ -393,7 +407,10 @@ mod tests {
             .map(|r| r["embedder"].as_str().unwrap())
             .collect();
         assert_eq!(names.len(), 4, "{names:?}");
-        assert!(names[1].starts_with("int8") && names[2] == "raw pixels", "{names:?}");
+        assert!(
+            names[1].starts_with("int8") && names[2] == "raw pixels",
+            "{names:?}"
+        );
         let html = std::fs::read_to_string(out.join("report.html")).unwrap();
         assert!(html.contains("</b> against "), "no comparison line");
         std::fs::remove_dir_all(&out).unwrap();
@@ -425,22 +442,11 @@ mod tests {
     #[test]
     fn eval_names_a_missing_data_folder() {
         let out = temp_dir("eval-missing");
-        let err = run_eval(EvalArgs {
-            model: "raw".into(),
-            compare: vec!["random".into()],
-            data: out.join("nope"),
-            split: None,
-            out: out.join("report"),
-            draws: 1,
-            k: 10,
-            seed: 0,
-            shots: vec![1],
-            max_per_class: 400,
-            max_seen_per_class: 40,
-            run: None,
-            size: 64,
-        })
-        .unwrap_err();
+        let mut args = eval_args("raw", &out.join("report"));
+        args.compare = vec!["random".into()];
+        args.pool.data = out.join("nope");
+        args.shots = vec![1];
+        let err = run_eval(args).unwrap_err();
         assert!(format!("{err:#}").contains("nope"), "{err:#}");
         std::fs::remove_dir_all(&out).unwrap();
     }

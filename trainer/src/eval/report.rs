@@ -377,9 +377,10 @@ pub fn render_html(
                 esc(&raw.embedder)
             )?;
             // Models compared beside the first (e.g. its int8 blob).
-            for r in m.headline[1..].iter().filter(|r| {
-                r.embedder != "raw pixels" && !r.embedder.starts_with("random weights")
-            }) {
+            for r in m.headline[1..]
+                .iter()
+                .filter(|r| r.embedder != "raw pixels" && !r.embedder.starts_with("random weights"))
+            {
                 writeln!(
                     h,
                     "<p><b>{}</b> against {}: kNN {:+.1}, logistic {:+.1}, SVC {:+.1} points.</p>",

@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use crate::embedder::Embedder as _;
 use crate::eval::classifiers::knn;
+use crate::eval::cli::{PoolArgs, load_unseen_pool};
 use crate::eval::gram::Gram;
 use crate::eval::metrics::{balanced_accuracy, mean_std};
 use crate::eval::protocol::{FewShotDraw, indices_by_class};
@@ -30,27 +31,12 @@ pub struct CheckArgs {
     /// The int8 model blob (`.seaclr`).
     #[arg(long)]
     pub model: PathBuf,
-    /// Labelled images (class folders or a manifest; the data root with `--split`).
-    #[arg(long)]
-    pub data: PathBuf,
-    /// Split manifest: its unseen classes are used (all classes without it).
-    #[arg(long)]
-    pub split: Option<PathBuf>,
+    /// The pool and the draws, as `seaclr eval` takes them.
+    #[command(flatten)]
+    pub pool: PoolArgs,
     /// Labelled examples per class taught to the head.
     #[arg(long, default_value_t = 10)]
     pub per_class: usize,
-    /// Seeded draws (draw `d` uses seed `--seed + d`, as `seaclr eval`).
-    #[arg(long, default_value_t = 10)]
-    pub draws: usize,
-    /// Neighbours, used as min(k, per-class) like `seaclr eval`.
-    #[arg(long, default_value_t = 10)]
-    pub k: usize,
-    /// Base seed of the draws and of the per-class cap.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Images per class kept in the pool (seeded choice), as `seaclr eval`.
-    #[arg(long, default_value_t = 400)]
-    pub max_per_class: usize,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -116,7 +102,10 @@ pub fn compare_heads(
         classes >= 2,
         "the check needs at least 2 classes, found {classes}"
     );
-    ensure!(per_class >= 1 && draws >= 1, "--per-class and --draws must be at least 1");
+    ensure!(
+        per_class >= 1 && draws >= 1,
+        "--per-class and --draws must be at least 1"
+    );
     let by_class = indices_by_class(labels, classes);
     let smallest = by_class.iter().map(Vec::len).min().unwrap_or(0);
     ensure!(
@@ -132,7 +121,9 @@ pub fn compare_heads(
         .map(|e| {
             let v: Vec<f32> = e.iter().map(|&x| x as f32).collect();
             let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            v.iter().map(|x| if norm > 0.0 { x / norm } else { 0.0 }).collect()
+            v.iter()
+                .map(|x| if norm > 0.0 { x / norm } else { 0.0 })
+                .collect()
         })
         .collect();
     let cosine = Gram::from_rows(&unit);
@@ -218,18 +209,7 @@ fn teach_and_classify(
 /// `seaclr fewshot check`.
 pub fn run_check(args: CheckArgs) -> Result<()> {
     let model = Int8Embedder::open(&args.model)?;
-    let pool = crate::eval::cli::load_unseen_pool(
-        &args.data,
-        args.split.as_deref(),
-        model.input_size(),
-        args.max_per_class,
-        args.seed,
-    )?;
-    ensure!(
-        !pool.is_empty(),
-        "{}: no labelled images to check on",
-        args.data.display()
-    );
+    let pool = load_unseen_pool(&args.pool, model.input_size())?;
     let pixels: Vec<&[u8]> = pool.pixels.iter().map(Vec::as_slice).collect();
     let embeddings = model.embed_centred(&pixels)?;
     let report = compare_heads(
@@ -237,9 +217,9 @@ pub fn run_check(args: CheckArgs) -> Result<()> {
         &pool.labels,
         pool.class_names.len(),
         args.per_class,
-        args.draws,
-        args.k,
-        args.seed,
+        args.pool.draws,
+        args.pool.k,
+        args.pool.seed,
     )?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -324,9 +304,7 @@ mod tests {
     fn device_head_matches_host_knn_on_flowcam_demo() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let model = Int8Embedder::open(&root.join("models/seaclr-s.seaclr")).unwrap();
-        let data = root.join("../shared/data/flowcam-demo");
-        let pool =
-            crate::eval::cli::load_unseen_pool(&data, None, model.input_size(), 400, 0).unwrap();
+        let pool = load_unseen_pool(&PoolArgs::flowcam_demo(), model.input_size()).unwrap();
         let pixels: Vec<&[u8]> = pool.pixels.iter().map(Vec::as_slice).collect();
         let embeddings = model.embed_centred(&pixels).unwrap();
         let r = compare_heads(&embeddings, &pool.labels, 6, 5, 5, 10, 0).unwrap();

@@ -340,14 +340,19 @@ mod tests {
     #[test]
     fn entry_channels_must_match_the_stages() {
         let short = ModelConfig::seaclr_s().with_entry_channels(vec![16, 32]);
-        assert!(format!("{:#}", short.validate().unwrap_err()).contains("one positive width per stage"));
+        assert!(
+            format!("{:#}", short.validate().unwrap_err()).contains("one positive width per stage")
+        );
         let no_widening = ModelConfig::seaclr_s().with_extra_convs_per_stage(0);
         assert!(no_widening.validate().is_err());
         // Empty means the plain stack.
         let plain = ModelConfig::new();
         plain.validate().unwrap();
         assert_eq!(plain.conv_shapes()[6], (64, 128, 2));
-        assert_eq!(ModelConfig::seaclr_s().conv_shapes()[6..], [(64, 96, 2), (96, 128, 1)]);
+        assert_eq!(
+            ModelConfig::seaclr_s().conv_shapes()[6..],
+            [(64, 96, 2), (96, 128, 1)]
+        );
     }
 
     #[test]
