@@ -10,6 +10,7 @@
 //! - [`WatchedFolder`]: a folder polled for new files, as when an
 //!   instrument drops images into a directory.
 
+use seaclr_shared::ifcb::{AdcColumns, parse_adc_row};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -198,54 +199,41 @@ impl IfcbSource {
         let roi = std::fs::read(&roi_path).map_err(|e| {
             anyhow::anyhow!("{}: cannot read IFCB ROI file: {e}", roi_path.display())
         })?;
-        let hdr = std::fs::read_to_string(&hdr_path).unwrap_or_default();
-        let columns = column_indices(&hdr);
+        // The header is optional: without it the column count decides.
+        let columns = match std::fs::read_to_string(&hdr_path) {
+            Ok(hdr) => AdcColumns::from_header(&hdr)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("{}: {e}", hdr_path.display()))?,
+            Err(_) => None,
+        };
         let mut rows = Vec::new();
         for (line_no, line) in adc.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
-            let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-            let (wi, hi, si) = columns.unwrap_or(if fields.len() >= 24 {
-                (15, 16, 17)
-            } else {
-                (11, 12, 13)
-            });
-            let num = |i: usize| -> anyhow::Result<usize> {
-                let f = fields.get(i).ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "{}: line {}: only {} columns, need column {i}",
-                        adc_path.display(),
-                        line_no + 1,
-                        fields.len()
-                    )
-                })?;
-                f.parse::<f64>()
-                    .ok()
-                    .filter(|v| *v >= 0.0 && v.fract() == 0.0)
-                    .map(|v| v as usize)
-                    .ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "{}: line {}: column {i} '{f}' is not a non-negative integer",
-                            adc_path.display(),
-                            line_no + 1
-                        )
-                    })
+            let row = match parse_adc_row(line, columns) {
+                Ok(Some(row)) => row,
+                Ok(None) => continue, // A trigger without an image.
+                Err(e) => anyhow::bail!("{}: line {}: {e}", adc_path.display(), line_no + 1),
             };
-            let (w, h, start) = (num(wi)?, num(hi)?, num(si)?);
-            if w * h == 0 {
-                continue;
-            }
-            if start + w * h > roi.len() {
+            if row.end_byte() > roi.len() as u64 {
                 anyhow::bail!(
-                    "{}: line {}: ROI of {w}x{h} at byte {start} runs past the end of {} ({} bytes)",
+                    "{}: line {}: ROI of {}x{} at byte {} runs past the end of {} ({} bytes)",
                     adc_path.display(),
                     line_no + 1,
+                    row.width,
+                    row.height,
+                    row.start_byte,
                     roi_path.display(),
                     roi.len()
                 );
             }
-            rows.push((line_no + 1, w, h, start));
+            rows.push((
+                line_no + 1,
+                row.width as usize,
+                row.height as usize,
+                row.start_byte as usize,
+            ));
         }
         let stem = base
             .file_name()
@@ -268,18 +256,6 @@ impl IfcbSource {
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
-}
-
-/// Column indices (width, height, start byte) named by the header's
-/// `ADCFileFormat:` line, when there is one.
-fn column_indices(hdr: &str) -> Option<(usize, usize, usize)> {
-    let line = hdr.lines().find_map(|l| l.strip_prefix("ADCFileFormat:"))?;
-    let names: Vec<String> = line
-        .split(',')
-        .map(|s| s.trim().to_ascii_lowercase())
-        .collect();
-    let find = |n: &str| names.iter().position(|x| x == n);
-    Some((find("roiwidth")?, find("roiheight")?, find("start_byte")?))
 }
 
 impl FrameSource for IfcbSource {
@@ -444,7 +420,7 @@ mod tests {
         std::fs::write(d.join("x.adc"), "1,2,3\n").unwrap();
         std::fs::write(d.join("x.roi"), [0u8; 10]).unwrap();
         let e = IfcbSource::open(&d.join("x")).err().unwrap().to_string();
-        assert!(e.contains("x.adc") && e.contains("columns"), "{e}");
+        assert!(e.contains("x.adc") && e.contains("3 fields"), "{e}");
         let e = IfcbSource::open(&d.join("missing"))
             .err()
             .unwrap()

@@ -8,6 +8,7 @@
 extern crate std;
 
 pub mod blob;
+pub mod ifcb;
 pub mod labels;
 pub mod preprocess;
 pub mod telemetry;

@@ -1,15 +1,9 @@
 //! IFCB (Imaging FlowCytobot) raw bins: `<stem>.hdr` (text header),
 //! `<stem>.adc` (CSV, one row per trigger) and `<stem>.roi` (8-bit gray
-//! pixels end to end).
-//!
-//! Two ADC layouts exist. The new one (24 columns) is named by the header's
-//! `ADCFileFormat:` line; we read the `ROIwidth`, `ROIheight` and
-//! `start_byte` columns by name. Without that line we fall back on the
-//! layout implied by the column count: the old 15-column layout (width,
-//! height, start byte in columns 11, 12, 13, 0-based) or the new 24-column
-//! one (15, 16, 17). Rows with `width * height = 0` carry no image and are
-//! not listed. The start byte is a plain offset into the `.roi` in both
-//! formats; image `i` is `roi[start .. start + w*h]`, `h` rows of `w` bytes.
+//! pixels end to end). The rows are parsed by [`seaclr_shared::ifcb`] (both
+//! ADC layouts; the buoy reads bins with the same parser); this module finds
+//! the files, checks each ROI against the `.roi` length and reads pixels.
+//! Rows with `width * height = 0` carry no image and are not listed.
 //!
 //! Images are numbered by their 1-based ADC row (the IFCB "target number"),
 //! so ids read `<stem>.roi#<row>` and stay stable whatever rows are skipped.
@@ -19,6 +13,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use seaclr_shared::ifcb::{AdcColumns, parse_adc_row};
 
 use super::Skipped;
 
@@ -48,71 +43,6 @@ pub struct BinIndex {
     pub skipped: Vec<Skipped>,
 }
 
-/// Column positions of width, height and start byte.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Columns {
-    width: usize,
-    height: usize,
-    start: usize,
-}
-
-const OLD_LAYOUT: Columns = Columns {
-    width: 11,
-    height: 12,
-    start: 13,
-};
-const NEW_LAYOUT: Columns = Columns {
-    width: 15,
-    height: 16,
-    start: 17,
-};
-
-/// Reads the column names from a header's `ADCFileFormat:` line, if any.
-fn columns_from_header(header: &str) -> Option<Result<Columns, String>> {
-    let line = header
-        .lines()
-        .find_map(|l| l.trim_start().strip_prefix("ADCFileFormat:"))?;
-    let names: Vec<String> = line
-        .split(',')
-        .map(|n| n.trim().to_ascii_lowercase())
-        .collect();
-    let find = |name: &str| names.iter().position(|n| n == name);
-    Some(
-        match (find("roiwidth"), find("roiheight"), find("start_byte")) {
-            (Some(width), Some(height), Some(start)) => Ok(Columns {
-                width,
-                height,
-                start,
-            }),
-            _ => Err(format!(
-                "ADCFileFormat names no ROIwidth/ROIheight/start_byte columns: {}",
-                line.trim()
-            )),
-        },
-    )
-}
-
-/// Guesses the layout from a row's field count (trailing empty field of the
-/// old format included).
-fn columns_from_count(fields: usize) -> Option<Columns> {
-    match fields {
-        15 | 16 => Some(OLD_LAYOUT),
-        24 | 25 => Some(NEW_LAYOUT),
-        _ => None,
-    }
-}
-
-/// Parses an ADC number that must be a non-negative integer (ADC files
-/// sometimes write them as `96` or `96.0`).
-fn parse_count(field: &str) -> Option<u64> {
-    let field = field.trim();
-    if let Ok(v) = field.parse::<u64>() {
-        return Some(v);
-    }
-    let f: f64 = field.parse().ok()?;
-    (f >= 0.0 && f.fract() == 0.0 && f < 1e15).then_some(f as u64)
-}
-
 /// Lists the ROIs of the bin whose `.adc` file is `adc_path`. Missing or
 /// unreadable `.adc`/`.roi` files are errors (the caller reports the bin as
 /// skipped); bad rows are reported in [`BinIndex::skipped`].
@@ -130,7 +60,7 @@ pub fn index_bin(adc_path: &Path) -> Result<BinIndex> {
     let adc = fs::read_to_string(adc_path)
         .with_context(|| format!("{}: cannot read ADC file", adc_path.display()))?;
     let header_columns = match fs::read_to_string(&hdr_path) {
-        Ok(header) => columns_from_header(&header)
+        Ok(header) => AdcColumns::from_header(&header)
             .transpose()
             .map_err(|e| anyhow::anyhow!("{}: {e}", hdr_path.display()))?,
         // The header is optional: the column count decides the layout.
@@ -143,41 +73,24 @@ pub fn index_bin(adc_path: &Path) -> Result<BinIndex> {
         if line.trim().is_empty() {
             continue;
         }
-        let id = format!("{stem}.roi#{row}");
         let skip = |reason: String| Skipped {
             path: format!("{}#{row}", roi_path.display()),
             reason,
         };
-        let fields: Vec<&str> = line.split(',').collect();
-        let Some(columns) = header_columns.or_else(|| columns_from_count(fields.len())) else {
-            index.skipped.push(skip(format!(
-                "ADC row has {} fields: neither the 15-column nor the 24-column layout, \
-                 and the header has no ADCFileFormat line",
-                fields.len()
-            )));
-            continue;
+        let adc_row = match parse_adc_row(line, header_columns) {
+            Ok(Some(adc_row)) => adc_row,
+            Ok(None) => continue, // A trigger without an image.
+            Err(e) => {
+                index.skipped.push(skip(format!("ADC row {row}: {e}")));
+                continue;
+            }
         };
-        let get = |c: usize| fields.get(c).and_then(|f| parse_count(f));
-        let (Some(width), Some(height), Some(offset)) =
-            (get(columns.width), get(columns.height), get(columns.start))
-        else {
-            index.skipped.push(skip(format!(
-                "ADC row {row}: width/height/start_byte (columns {}, {}, {}) missing or not \
-                 non-negative integers",
-                columns.width, columns.height, columns.start
-            )));
-            continue;
-        };
-        if width == 0 || height == 0 {
-            continue; // A trigger without an image.
-        }
-        let (Ok(width32), Ok(height32)) = (u32::try_from(width), u32::try_from(height)) else {
-            index.skipped.push(skip(format!(
-                "ADC row {row}: ROI size {width}x{height} is absurd"
-            )));
-            continue;
-        };
-        let end = offset.saturating_add(width.saturating_mul(height));
+        let (width, height, offset, end) = (
+            adc_row.width,
+            adc_row.height,
+            adc_row.start_byte,
+            adc_row.end_byte(),
+        );
         if end > roi_len {
             index.skipped.push(skip(format!(
                 "ADC row {row}: ROI {width}x{height} at byte {offset} ends at byte {end}, \
@@ -186,12 +99,12 @@ pub fn index_bin(adc_path: &Path) -> Result<BinIndex> {
             continue;
         }
         index.entries.push(RoiEntry {
-            id,
+            id: format!("{stem}.roi#{row}"),
             row,
             roi_path: roi_path.clone(),
             offset,
-            width: width32,
-            height: height32,
+            width,
+            height,
         });
     }
     Ok(index)
@@ -234,18 +147,6 @@ mod tests {
     use super::*;
 
     const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/ifcb");
-
-    #[test]
-    fn header_columns_are_read_by_name() {
-        let header = "x: 1\nADCFileFormat: trigger#, ADC_time, a, b, c, d, e, f, g, h, i, j, k, \
-                      ROIx, ROIy, ROIwidth, ROIheight,start_byte, z\n";
-        assert_eq!(columns_from_header(header), Some(Ok(NEW_LAYOUT)));
-        assert_eq!(columns_from_header("no format line"), None);
-        assert!(matches!(
-            columns_from_header("ADCFileFormat: a, b"),
-            Some(Err(_))
-        ));
-    }
 
     #[test]
     fn old_bin_sizes_match_adc_rows() {
