@@ -14,6 +14,8 @@ use seaclr_shared::blob::{Conv3x3, GlobalAvgPool, Linear, Requant, Shape};
 
 #[cfg(any(test, feature = "std"))]
 pub mod reference;
+#[cfg(target_arch = "x86_64")]
+mod simd;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -162,7 +164,30 @@ const DOT_CHUNK: usize = 32;
 /// at least the output shape's length. The layer was checked by
 /// `Blob::parse`; slices too short for the shapes make the kernel write
 /// fewer values, never read out of bounds.
+///
+/// On x86-64 this runs the blocked SIMD kernel ([`conv3x3_blocked`]), which
+/// needs no patch (the scratch stays as the header states, unused); every
+/// other target runs the portable [`conv3x3_portable`]. Both are bit-exact.
 pub fn conv3x3(
+    layer: &Conv3x3<'_>,
+    input: &[i8],
+    shape: Shape,
+    patch: &mut [i16],
+    output: &mut [i8],
+) -> Shape {
+    #[cfg(target_arch = "x86_64")]
+    {
+        conv3x3_blocked(layer, input, shape, patch, output)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        conv3x3_portable(layer, input, shape, patch, output)
+    }
+}
+
+/// The portable 3x3 convolution: one `i16` patch per output pixel, then one
+/// dot product per output channel. Same contract as [`conv3x3`].
+pub(crate) fn conv3x3_portable(
     layer: &Conv3x3<'_>,
     input: &[i8],
     shape: Shape,
@@ -195,6 +220,146 @@ pub fn conv3x3(
         }
     }
     out_shape
+}
+
+/// In-image kernel taps along one axis for output index `o`: the first and
+/// last tap (`0..=2`) whose input index `o * stride + k - 1` lies in
+/// `0..size`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn taps(o: usize, stride: usize, size: usize) -> (usize, usize) {
+    let first = o * stride; // input index + 1 of tap 0
+    (usize::from(first == 0), 2.min(size - first))
+}
+
+/// Output channels per SIMD pass (each widened input vector is reused this
+/// many times).
+#[cfg(target_arch = "x86_64")]
+const BLOCK_CHANNELS: usize = 4;
+
+/// x86-64 3x3 convolution: per output row, pixels in pairs with the same
+/// in-image taps (a single pixel at a border), [`BLOCK_CHANNELS`] output
+/// channels per [`simd::dots`] pass (then one at a time), reading the int8
+/// input directly: padding taps are skipped, which is exact because padding
+/// is the zero point (contributes 0). Same contract and results as
+/// [`conv3x3_portable`], which it defers to for slices too short for the
+/// shapes (the portable kernel's exact partial behaviour).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn conv3x3_blocked(
+    layer: &Conv3x3<'_>,
+    input: &[i8],
+    shape: Shape,
+    patch: &mut [i16],
+    output: &mut [i8],
+) -> Shape {
+    let (cin, cout) = (layer.in_channels as usize, layer.out_channels as usize);
+    let stride = layer.stride as usize;
+    let out_shape = conv3x3_output_shape(shape, stride, cout);
+    let row = 9 * cin;
+    if patch.len() < row || cin != shape.channels || row == 0 {
+        return out_shape;
+    }
+    let weights = layer.weights.0;
+    if input.len() < shape.len() || output.len() < out_shape.len() || weights.len() < cout * row {
+        return conv3x3_portable(layer, input, shape, patch, output);
+    }
+    let zp = layer.requant.input_zero_point as i16;
+    let (width, ow) = (shape.width, out_shape.width);
+    for (oy, out_row) in output
+        .chunks_exact_mut(ow * cout)
+        .take(out_shape.height)
+        .enumerate()
+    {
+        let (ky0, ky1) = taps(oy, stride, shape.height);
+        let iy0 = oy * stride + ky0 - 1; // input row of tap ky0
+        let mut ox = 0;
+        while ox < ow {
+            let (kx0, kx1) = taps(ox, stride, width);
+            let pair = ox + 1 < ow && taps(ox + 1, stride, width) == (kx0, kx1);
+            let len = (kx1 - kx0 + 1) * cin;
+            // Input offset of tap (ky0, kx0) of pixel `ox + p`.
+            let at = |p: usize| ((iy0 * width) + (ox + p) * stride + kx0 - 1) * cin;
+            let seg = |p: usize, k: usize| {
+                let a = at(p) + k * width * cin;
+                &input[a..a + len]
+            };
+            let out = &mut out_row[ox * cout..];
+            if pair {
+                let mut segs = [([&input[..0]; 2], 0); 3];
+                for (k, s) in segs.iter_mut().enumerate().take(ky1 - ky0 + 1) {
+                    *s = ([seg(0, k), seg(1, k)], ((ky0 + k) * 3 + kx0) * cin);
+                }
+                let (a, b) = out.split_at_mut(cout);
+                block(layer, &segs[..=ky1 - ky0], len, zp, [a, &mut b[..cout]]);
+                ox += 2;
+            } else {
+                let mut segs = [([&input[..0]; 1], 0); 3];
+                for (k, s) in segs.iter_mut().enumerate().take(ky1 - ky0 + 1) {
+                    *s = ([seg(0, k)], ((ky0 + k) * 3 + kx0) * cin);
+                }
+                block(layer, &segs[..=ky1 - ky0], len, zp, [&mut out[..cout]]);
+                ox += 1;
+            }
+        }
+    }
+    out_shape
+}
+
+/// All output channels of `P` pixels: [`simd::dots`] over the segments,
+/// then bias and requantization into `out[p][c]`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn block<const P: usize>(
+    layer: &Conv3x3<'_>,
+    segs: &[simd::Segment<'_, P>],
+    len: usize,
+    zp: i16,
+    out: [&mut [i8]; P],
+) {
+    let row = 9 * layer.in_channels as usize;
+    let cout = layer.out_channels as usize;
+    let w = |c: usize| layer.weights.0.get(c * row..(c + 1) * row).unwrap_or(&[]);
+    let rq = &layer.requant;
+    let store = |out: &mut [&mut [i8]; P], c: usize, d: [i32; P]| {
+        let bias = layer.bias.get(c).unwrap_or(0);
+        let multiplier = rq.multipliers.get(c).unwrap_or(0);
+        let shift = rq.shifts.get(c).unwrap_or(0) as i32;
+        for (o, d) in out.iter_mut().zip(d) {
+            let v = multiply_by_quantized_multiplier(bias.wrapping_add(d), multiplier, shift)
+                .saturating_add(rq.output_zero_point as i32);
+            if let Some(o) = o.get_mut(c) {
+                *o = v.clamp(rq.activation_min as i32, rq.activation_max as i32) as i8;
+            }
+        }
+    };
+    let oq = simd::OutQuant {
+        zero_point: rq.output_zero_point as i32,
+        min: rq.activation_min as i32,
+        max: rq.activation_max as i32,
+    };
+    let mut out = out;
+    let mut c = 0;
+    while c + BLOCK_CHANNELS <= cout {
+        let d = simd::dots::<BLOCK_CHANNELS, P>(segs, len, core::array::from_fn(|j| w(c + j)), zp);
+        let r = simd::requantize4(
+            d,
+            core::array::from_fn(|j| layer.bias.get(c + j).unwrap_or(0)),
+            core::array::from_fn(|j| rq.multipliers.get(c + j).unwrap_or(0)),
+            core::array::from_fn(|j| rq.shifts.get(c + j).unwrap_or(0) as i32),
+            oq,
+        );
+        for (o, r) in out.iter_mut().zip(r) {
+            if let Some(o) = o.get_mut(c..c + BLOCK_CHANNELS) {
+                o.copy_from_slice(&r);
+            }
+        }
+        c += BLOCK_CHANNELS;
+    }
+    while c < cout {
+        let d = simd::dots::<1, P>(segs, len, [w(c)], zp);
+        store(&mut out, c, d.map(|d| d[0]));
+        c += 1;
+    }
 }
 
 /// Global average pool: per channel, `sum(q - zp_in)` requantized with the

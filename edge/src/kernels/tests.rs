@@ -113,7 +113,14 @@ pub(crate) fn arb_conv(
     })
 }
 
+/// A conv kernel with [`conv3x3`]'s signature.
+type ConvFn = fn(&Conv3x3<'_>, &[i8], Shape, &mut [i16], &mut [i8]) -> Shape;
+
 fn kernel_run(layer: &RefLayer, x: &RefTensor) -> Vec<i32> {
+    kernel_run_with(layer, x, conv3x3)
+}
+
+fn kernel_run_with(layer: &RefLayer, x: &RefTensor, conv: ConvFn) -> Vec<i32> {
     let owned = to_owned(
         layer,
         if matches!(layer, RefLayer::Linear { .. }) {
@@ -131,7 +138,7 @@ fn kernel_run(layer: &RefLayer, x: &RefTensor) -> Vec<i32> {
     let mut patch = std::vec![0i16; 9 * x.channels];
     let mut out = std::vec![0i8; x.height * x.width * 16 + 64];
     let out_shape = match owned.layer() {
-        seaclr_shared::blob::Layer::Conv3x3(c) => conv3x3(&c, &input, shape, &mut patch, &mut out),
+        seaclr_shared::blob::Layer::Conv3x3(c) => conv(&c, &input, shape, &mut patch, &mut out),
         seaclr_shared::blob::Layer::GlobalAvgPool(p) => {
             global_avg_pool(&p, &input, shape, &mut out)
         }
@@ -372,5 +379,159 @@ proptest! {
         })
     ) {
         prop_assert_eq!(kernel_run(&layer, &x), reference::run_layer(&layer, &x).values);
+    }
+}
+
+// ---- x86-64 SIMD kernel vs the portable one and the reference ----
+
+/// Every kernel this host can run, so the portable fallback (the only one
+/// on the microcontroller) stays tested on x86-64 too.
+fn conv_kernels() -> Vec<(&'static str, ConvFn)> {
+    let mut kernels: Vec<(&'static str, ConvFn)> = std::vec![
+        ("dispatch", conv3x3 as ConvFn),
+        ("portable", conv3x3_portable as ConvFn),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    kernels.push(("blocked", conv3x3_blocked as ConvFn));
+    kernels
+}
+
+fn all_kernels_match_reference(layer: &RefLayer, x: &RefTensor) {
+    let want = reference::run_layer(layer, x).values;
+    for (name, conv) in conv_kernels() {
+        assert_eq!(kernel_run_with(layer, x, conv), want, "{name} kernel");
+    }
+}
+
+/// Random conv case from a seed (xorshift), for fixed shapes.
+fn seeded_case(
+    (h, w, cin, cout, stride): (usize, usize, usize, usize, usize),
+    zp: i32,
+    seed: u64,
+) -> (RefLayer, RefTensor) {
+    let mut s = seed | 1;
+    let mut next = move |lo: i32, hi: i32| {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        lo + (s % (hi - lo + 1) as u64) as i32
+    };
+    let layer = RefLayer::Conv3x3 {
+        in_channels: cin,
+        out_channels: cout,
+        stride,
+        weights: (0..cout * cin * 9).map(|_| next(-127, 127)).collect(),
+        bias: (0..cout).map(|_| next(-200_000, 200_000)).collect(),
+        quant: RefQuant {
+            input_zero_point: zp,
+            output_zero_point: next(-128, 127),
+            activation_min: -128,
+            activation_max: 127,
+            multipliers: (0..cout).map(|_| next(1 << 30, i32::MAX)).collect(),
+            shifts: (0..cout).map(|_| next(-14, 1)).collect(),
+        },
+    };
+    let x = RefTensor {
+        height: h,
+        width: w,
+        channels: cin,
+        values: (0..h * w * cin).map(|_| next(-128, 127)).collect(),
+    };
+    (layer, x)
+}
+
+#[test]
+fn simd_remainder_paths_match_reference() {
+    // cin: below one vector, not a multiple of 8 / 16, exact multiples, and
+    // rows of several vectors plus a tail; cout: blocks of 4 plus 1..3
+    // single channels; odd and even widths (border pixels unpaired); both
+    // strides; 1-pixel-wide images.
+    for (i, &cin) in [1usize, 3, 5, 8, 11, 16, 17, 24, 31, 32, 40]
+        .iter()
+        .enumerate()
+    {
+        for (j, &(h, w, cout, stride)) in [
+            (5, 7, 4, 1),
+            (6, 6, 7, 2),
+            (4, 5, 9, 2),
+            (3, 1, 6, 1),
+            (1, 4, 5, 2),
+            (7, 3, 8, 1),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let zp = [-128, 0, 127, -3][(i + j) % 4];
+            let (layer, x) = seeded_case((h, w, cin, cout, stride), zp, (i * 31 + j) as u64);
+            all_kernels_match_reference(&layer, &x);
+        }
+    }
+}
+
+#[test]
+fn simd_extreme_values_match_reference() {
+    // |x - zp| = 255 and |w| = 128 everywhere: the largest products.
+    for (zp, xv, wv) in [(127, -128, 127), (-128, 127, -127), (127, -128, -128)] {
+        let cin = 37;
+        let layer = RefLayer::Conv3x3 {
+            in_channels: cin,
+            out_channels: 6,
+            stride: 1,
+            weights: std::vec![wv; 6 * cin * 9],
+            bias: std::vec![i32::MAX - 5, i32::MIN + 5, 0, 1, -1, 7],
+            quant: RefQuant {
+                input_zero_point: zp,
+                output_zero_point: 3,
+                activation_min: 3,
+                activation_max: 127,
+                multipliers: std::vec![i32::MAX, 1 << 30, 0, 1, i32::MAX, 1_500_000_000],
+                shifts: std::vec![30, -31, 0, 5, -1, -12],
+            },
+        };
+        let x = RefTensor {
+            height: 4,
+            width: 5,
+            channels: cin,
+            values: std::vec![xv; 4 * 5 * cin],
+        };
+        all_kernels_match_reference(&layer, &x);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn simd_requantize_matches_scalar(
+        d in proptest::array::uniform2(proptest::array::uniform4(any::<i32>())),
+        bias in proptest::array::uniform4(any::<i32>()),
+        multiplier in proptest::array::uniform4(prop_oneof![any::<i32>(), Just(i32::MIN), Just(i32::MAX), Just(0)]),
+        shift in proptest::array::uniform4(-31i32..=30),
+        (zero_point, a, b) in (-128i32..=127, -128i32..=127, -128i32..=127),
+    ) {
+        let q = simd::OutQuant { zero_point, min: a.min(b), max: a.max(b) };
+        let got = simd::requantize4(d, bias, multiplier, shift, q);
+        for p in 0..2 {
+            for c in 0..4 {
+                let want = multiply_by_quantized_multiplier(bias[c].wrapping_add(d[p][c]), multiplier[c], shift[c])
+                    .saturating_add(zero_point)
+                    .clamp(q.min, q.max) as i8;
+                prop_assert_eq!(got[p][c], want, "p {} c {}", p, c);
+            }
+        }
+        let got1 = simd::requantize4([d[0]], bias, multiplier, shift, q);
+        prop_assert_eq!(got1[0], got[0]);
+    }
+
+    #[test]
+    fn simd_conv_matches_portable_and_reference(
+        (x, layer) in (1usize..=7, 1usize..=7, 1usize..=40, -128i32..=127).prop_flat_map(|(h, w, c, zp)| {
+            (arb_tensor(h, w, c), arb_conv(c, zp))
+        })
+    ) {
+        let want = reference::run_layer(&layer, &x).values;
+        prop_assert_eq!(kernel_run_with(&layer, &x, conv3x3_blocked), want.clone());
+        prop_assert_eq!(kernel_run_with(&layer, &x, conv3x3_portable), want);
     }
 }
