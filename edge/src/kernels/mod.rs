@@ -263,6 +263,10 @@ pub(crate) fn conv3x3_blocked(
     if input.len() < shape.len() || output.len() < out_shape.len() || weights.len() < cout * row {
         return conv3x3_portable(layer, input, shape, patch, output);
     }
+    if cin == 1 {
+        conv3x3_one_input_channel(layer, input, shape, out_shape, output);
+        return out_shape;
+    }
     let zp = layer.requant.input_zero_point as i16;
     let (width, ow) = (shape.width, out_shape.width);
     for (oy, out_row) in output
@@ -303,6 +307,73 @@ pub(crate) fn conv3x3_blocked(
         }
     }
     out_shape
+}
+
+/// The first layer (one gray input channel, `9` products per output): the
+/// blocked kernel's 16-value steps would all fall into its scalar tail, so
+/// this path vectorizes across output channels instead, 8 at a time: per
+/// pixel the 9 centred taps, each times a column of 8 weights (LLVM emits
+/// `vpmulld` / `pmulld`), then [`simd::requantize8`]. Slices were checked
+/// by the caller; exact for the same reasons as [`simd::dots`].
+#[cfg(target_arch = "x86_64")]
+fn conv3x3_one_input_channel(
+    layer: &Conv3x3<'_>,
+    input: &[i8],
+    shape: Shape,
+    out_shape: Shape,
+    output: &mut [i8],
+) {
+    const GROUP: usize = 8;
+    let cout = layer.out_channels as usize;
+    let stride = layer.stride as usize;
+    let rq = &layer.requant;
+    let zp = rq.input_zero_point as i32;
+    let oq = simd::OutQuant {
+        zero_point: rq.output_zero_point as i32,
+        min: rq.activation_min as i32,
+        max: rq.activation_max as i32,
+    };
+    let (height, width) = (shape.height, shape.width);
+    for c0 in (0..cout).step_by(GROUP) {
+        let n = GROUP.min(cout - c0);
+        // Channels past `cout` get zero weights and are not stored.
+        let mut columns = [[0i32; GROUP]; 9];
+        for (j, c) in (c0..c0 + n).enumerate() {
+            for (t, column) in columns.iter_mut().enumerate() {
+                column[j] = layer
+                    .weights
+                    .0
+                    .get(9 * c + t)
+                    .map_or(0, |&w| (w as i8) as i32);
+            }
+        }
+        let per_channel = |f: &dyn Fn(usize) -> i32| -> [i32; GROUP] {
+            core::array::from_fn(|j| if j < n { f(c0 + j) } else { 0 })
+        };
+        let bias = per_channel(&|c| layer.bias.get(c).unwrap_or(0));
+        let multiplier = per_channel(&|c| rq.multipliers.get(c).unwrap_or(0));
+        let shift = per_channel(&|c| rq.shifts.get(c).unwrap_or(0) as i32);
+        for oy in 0..out_shape.height {
+            for ox in 0..out_shape.width {
+                // Input (row, column) + 1 of tap 0; padding taps are 0.
+                let (y0, x0) = (oy * stride, ox * stride);
+                let mut acc = [0i32; GROUP];
+                for (t, column) in columns.iter().enumerate() {
+                    let (iy, ix) = (y0 + t / 3, x0 + t % 3);
+                    if iy == 0 || iy > height || ix == 0 || ix > width {
+                        continue;
+                    }
+                    let x = input[(iy - 1) * width + ix - 1] as i32 - zp;
+                    for (a, &w) in acc.iter_mut().zip(column) {
+                        *a += x * w;
+                    }
+                }
+                let q = simd::requantize8(acc, bias, multiplier, shift, oq);
+                let at = (oy * out_shape.width + ox) * cout + c0;
+                output[at..at + n].copy_from_slice(&q[..n]);
+            }
+        }
+    }
 }
 
 /// All output channels of `P` pixels: [`simd::dots`] over the segments,

@@ -74,13 +74,12 @@ fn split<'a, const C: usize, const P: usize>(
     for w in &ws {
         n = n.min(w.len());
     }
-    let chunks = n / 16;
-    let xs = xs.map(|x| x[..n].split_at(chunks * 16));
-    let ws = ws.map(|w| w[..n].split_at(chunks * 16));
+    let xs = xs.map(|x| x.get(..n).unwrap_or(&[]).as_chunks::<16>());
+    let ws = ws.map(|w| w.get(..n).unwrap_or(&[]).as_chunks::<16>());
     (
-        xs.map(|(c, _)| c.as_chunks::<16>().0),
+        xs.map(|(c, _)| c),
         xs.map(|(_, t)| t),
-        ws.map(|(c, _)| c.as_chunks::<16>().0),
+        ws.map(|(c, _)| c),
         ws.map(|(_, t)| t),
     )
 }
@@ -170,7 +169,9 @@ pub(super) fn dots_sse2<const C: usize, const P: usize>(
                 }
             }
         }
-        scalar_tail(&mut out, &xt, &wt, zp);
+        if xt.iter().any(|t| !t.is_empty()) {
+            scalar_tail(&mut out, &xt, &wt, zp);
+        }
     }
     for (acc, out) in acc.iter().zip(&mut out) {
         hsum_add(acc, out);
@@ -204,7 +205,9 @@ fn dots_avx2<const C: usize, const P: usize>(
                 }
             }
         }
-        scalar_tail(&mut out, &xt, &wt, zp);
+        if xt.iter().any(|t| !t.is_empty()) {
+            scalar_tail(&mut out, &xt, &wt, zp);
+        }
     }
     for (acc, out) in acc.iter().zip(&mut out) {
         let acc =
@@ -258,6 +261,37 @@ pub(super) fn requantize4<const P: usize>(
             v.clamp(q.min, q.max) as i8
         })
     })
+}
+
+/// Bias, rescale and clamp of 8 channels of one pixel: exactly
+/// `kernels::requantize` of `bias[c].wrapping_add(d[c])`.
+#[inline(always)]
+pub(super) fn requantize8(
+    d: [i32; 8],
+    bias: [i32; 8],
+    multiplier: [i32; 8],
+    shift: [i32; 8],
+    q: OutQuant,
+) -> [i8; 8] {
+    #[cfg(target_feature = "avx2")]
+    {
+        // SAFETY: `requantize8_avx2` only needs AVX2, which this build
+        // enables for every function (`cfg(target_feature = "avx2")` above).
+        let r = unsafe { requantize8_avx2(d, bias, multiplier, shift, q) };
+        r.map(|v| v as i8)
+    }
+    #[cfg(not(target_feature = "avx2"))]
+    {
+        core::array::from_fn(|c| {
+            let v = super::multiply_by_quantized_multiplier(
+                bias[c].wrapping_add(d[c]),
+                multiplier[c],
+                shift[c],
+            )
+            .saturating_add(q.zero_point);
+            v.clamp(q.min, q.max) as i8
+        })
+    }
 }
 
 /// [`super::multiply_by_quantized_multiplier`] (gemmlowp / TFLite) in 8

@@ -166,12 +166,12 @@ pub fn bench_breakdown(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simclr::model::ModelConfig;
 
     #[test]
     fn bench_reports_a_positive_rate() {
         let mut config = TrainConfig::new();
-        config.model = config
-            .model
+        config.model = ModelConfig::new()
             .with_input_size(16)
             .with_stage_channels(vec![4, 8]);
         let r = bench_train(&config, Device::flex(), "flex", 4, 2, 1).unwrap();
@@ -201,8 +201,7 @@ mod tests {
             return;
         }
         let mut config = TrainConfig::new();
-        config.model = config
-            .model
+        config.model = ModelConfig::new()
             .with_input_size(16)
             .with_stage_channels(vec![4, 8]);
         let device = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
