@@ -251,16 +251,16 @@ pub(super) fn requantize4<const P: usize>(
         return core::array::from_fn(|p| core::array::from_fn(|c| r[(4 * p + c) % 8] as i8));
     }
     core::array::from_fn(|p| {
-        core::array::from_fn(|c| {
-            let v = super::multiply_by_quantized_multiplier(
-                bias[c].wrapping_add(d[p][c]),
-                multiplier[c],
-                shift[c],
-            )
-            .saturating_add(q.zero_point);
-            v.clamp(q.min, q.max) as i8
-        })
+        core::array::from_fn(|c| requantize_one(d[p][c], bias[c], multiplier[c], shift[c], q))
     })
+}
+
+/// One value of [`requantize4`] / [`requantize8`] without SIMD.
+#[inline(always)]
+fn requantize_one(d: i32, bias: i32, multiplier: i32, shift: i32, q: OutQuant) -> i8 {
+    let v = super::multiply_by_quantized_multiplier(bias.wrapping_add(d), multiplier, shift)
+        .saturating_add(q.zero_point);
+    v.clamp(q.min, q.max) as i8
 }
 
 /// Bias, rescale and clamp of 8 channels of one pixel: exactly
@@ -282,15 +282,7 @@ pub(super) fn requantize8(
     }
     #[cfg(not(target_feature = "avx2"))]
     {
-        core::array::from_fn(|c| {
-            let v = super::multiply_by_quantized_multiplier(
-                bias[c].wrapping_add(d[c]),
-                multiplier[c],
-                shift[c],
-            )
-            .saturating_add(q.zero_point);
-            v.clamp(q.min, q.max) as i8
-        })
+        core::array::from_fn(|c| requantize_one(d[c], bias[c], multiplier[c], shift[c], q))
     }
 }
 
