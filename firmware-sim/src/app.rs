@@ -750,11 +750,11 @@ impl Buoy {
         if let Ok(e) = &self.encoder {
             match e.macs_per_image() {
                 Some(m) => out.push(format!(
-                    "compute: {:.2} M MACs per frame, about {:.1} ms on a {} MHz Cortex-M4F at {} MAC/cycle",
+                    "compute: {:.2} M MACs per frame, about {:.0} ms on a {} MHz Cortex-M4F at {} cycles/MAC",
                     m as f64 / 1e6,
                     resources::mcu_ms_per_frame(m),
                     resources::REFERENCE_CLOCK_HZ / 1_000_000,
-                    resources::MACS_PER_CYCLE
+                    resources::CYCLES_PER_MAC
                 )),
                 None => out.push("compute: the model does not state its MACs".into()),
             }
