@@ -17,6 +17,10 @@ pub struct QuantizeArgs {
     /// Calibration images (any layout `seaclr data` reads).
     #[arg(long)]
     pub calib: PathBuf,
+    /// Split manifest: calibrate on its seen/train images only, so the
+    /// classes held out for evaluation play no part in the int8 model.
+    #[arg(long)]
+    pub split: Option<PathBuf>,
     /// Calibration images to use (a seeded sample over all classes; at least 512).
     #[arg(long, default_value_t = 512)]
     pub calib_count: usize,
@@ -74,8 +78,24 @@ pub fn load_float(path: &Path) -> Result<FloatEncoder> {
 /// Loads up to `count` preprocessed images of side `size`.
 // Waits for `crate::data::load` (data module, not merged on this branch yet).
 pub fn load_images(path: &Path, size: usize, count: usize) -> Result<Vec<Vec<u8>>> {
+    sample_images(crate::data::load(path, size)?, count)
+}
+
+/// [`load_images`] restricted to the seen/train images of a split manifest.
+pub fn load_seen_train_images(
+    path: &Path,
+    split: &Path,
+    size: usize,
+    count: usize,
+) -> Result<Vec<Vec<u8>>> {
+    use crate::data::{Group, Subset};
+    let loaded = crate::data::load_split(path, split, Group::Seen, Some(Subset::Train), size)?;
+    sample_images(loaded, count)
+}
+
+/// Reports skipped files, then a seeded sample of `count` images.
+fn sample_images(loaded: crate::data::Loaded, count: usize) -> Result<Vec<Vec<u8>>> {
     use rand::{SeedableRng, seq::SliceRandom};
-    let loaded = crate::data::load(path, size)?;
     for s in &loaded.skipped {
         eprintln!("skipped {}: {}", s.path, s.reason);
     }
@@ -89,7 +109,12 @@ pub fn load_images(path: &Path, size: usize, count: usize) -> Result<Vec<Vec<u8>
 /// Runs `seaclr quantize`.
 pub fn run_quantize(args: QuantizeArgs) -> Result<()> {
     let float = load_float(&args.model)?;
-    let images = load_images(&args.calib, float.input_size, args.calib_count)?;
+    let images = match &args.split {
+        Some(split) => {
+            load_seen_train_images(&args.calib, split, float.input_size, args.calib_count)?
+        }
+        None => load_images(&args.calib, float.input_size, args.calib_count)?,
+    };
     ensure!(
         images.len() >= 512 && images.len() >= args.calib_count.min(512),
         "{}: {} usable calibration images, at least 512 needed",
@@ -147,4 +172,40 @@ pub fn run_verify(args: VerifyArgs) -> Result<()> {
         print!("{report}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Class `dark` is seen (train, val), class `light` unseen: the split's
+    /// calibration sample holds only dark seen/train images.
+    #[test]
+    fn split_calibration_uses_only_seen_train_images() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut csv = String::from("path,label,group,subset\n");
+        for (class, shade, group) in [("dark", 20u8, "seen"), ("light", 230, "unseen")] {
+            std::fs::create_dir_all(dir.path().join(class)).unwrap();
+            for i in 0..6 {
+                let name = format!("{class}/{i}.png");
+                image::GrayImage::from_pixel(16, 16, image::Luma([shade]))
+                    .save(dir.path().join(&name))
+                    .unwrap();
+                let subset = if i < 4 { "train" } else { "val" };
+                csv.push_str(&format!("{name},{class},{group},{subset}\n"));
+            }
+        }
+        let split = dir.path().join("split.csv");
+        std::fs::write(&split, csv).unwrap();
+
+        let all = load_images(dir.path(), 8, 100).unwrap();
+        assert_eq!(all.len(), 12);
+        let seen = load_seen_train_images(dir.path(), &split, 8, 100).unwrap();
+        assert_eq!(seen.len(), 4);
+        let centre = |img: &Vec<u8>| img[4 * 8 + 4];
+        assert!(seen.iter().all(|img| centre(img) < 128), "a light (unseen) image was used");
+        assert!(all.iter().any(|img| centre(img) > 128));
+        let capped = load_seen_train_images(dir.path(), &split, 8, 3).unwrap();
+        assert_eq!(capped.len(), 3);
+    }
 }
