@@ -203,7 +203,10 @@ mod tests {
         let seen = load_seen_train_images(dir.path(), &split, 8, 100).unwrap();
         assert_eq!(seen.len(), 4);
         let centre = |img: &Vec<u8>| img[4 * 8 + 4];
-        assert!(seen.iter().all(|img| centre(img) < 128), "a light (unseen) image was used");
+        assert!(
+            seen.iter().all(|img| centre(img) < 128),
+            "a light (unseen) image was used"
+        );
         assert!(all.iter().any(|img| centre(img) > 128));
         let capped = load_seen_train_images(dir.path(), &split, 8, 3).unwrap();
         assert_eq!(capped.len(), 3);
