@@ -165,9 +165,9 @@ const DOT_CHUNK: usize = 32;
 /// `Blob::parse`; slices too short for the shapes make the kernel write
 /// fewer values, never read out of bounds.
 ///
-/// On x86-64 this runs the blocked SIMD kernel ([`conv3x3_blocked`]), which
+/// On x86-64 this runs the blocked SIMD kernel (`conv3x3_blocked`), which
 /// needs no patch (the scratch stays as the header states, unused); every
-/// other target runs the portable [`conv3x3_portable`]. Both are bit-exact.
+/// other target runs the portable `conv3x3_portable`. Both are bit-exact.
 pub fn conv3x3(
     layer: &Conv3x3<'_>,
     input: &[i8],
