@@ -21,7 +21,8 @@ pub struct QuantizeArgs {
     /// classes held out for evaluation play no part in the int8 model.
     #[arg(long)]
     pub split: Option<PathBuf>,
-    /// Calibration images to use (a seeded sample over all classes; at least 512).
+    /// Calibration images to use (a seeded sample over all classes, or over
+    /// the seen/train images with --split; at least 512).
     #[arg(long, default_value_t = 512)]
     pub calib_count: usize,
     /// Activation ranges from this percentile (e.g. 99.99) instead of min/max.
@@ -76,7 +77,6 @@ pub fn load_float(path: &Path) -> Result<FloatEncoder> {
 }
 
 /// Loads up to `count` preprocessed images of side `size`.
-// Waits for `crate::data::load` (data module, not merged on this branch yet).
 pub fn load_images(path: &Path, size: usize, count: usize) -> Result<Vec<Vec<u8>>> {
     sample_images(crate::data::load(path, size)?, count)
 }
