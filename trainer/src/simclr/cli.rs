@@ -89,6 +89,11 @@ pub struct TrainArgs {
     /// Continue from the newest checkpoint in --out.
     #[arg(long)]
     pub resume: bool,
+    /// Start from a checkpoint's weights (same model) instead of random
+    /// ones, with this config's fresh optimizer and schedule: train longer
+    /// than that run, or on another instrument's images.
+    #[arg(long, conflicts_with = "resume")]
+    pub init_from: Option<PathBuf>,
     /// Compute backend.
     #[arg(long, value_enum, default_value_t = BackendArg::Flex)]
     pub backend: BackendArg,
@@ -169,6 +174,7 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         &RunOptions {
             out: args.out.clone(),
             resume: args.resume,
+            init_from: args.init_from.clone(),
             device,
             stop,
             stop_after: None,

@@ -65,12 +65,20 @@ pub fn build_optimizer(config: &TrainConfig) -> ModuleOptimizer {
     }
 }
 
+/// Names, in a run folder, the checkpoint its weights started from.
+pub const INIT_FROM_FILE: &str = "init_from.txt";
+
 /// Everything a training run needs besides its images.
 pub struct RunOptions {
     /// Run folder (`config.toml`, `steps.csv`, `epochs.csv`, `checkpoints/`).
     pub out: PathBuf,
     /// Continue from the newest checkpoint in `out`.
     pub resume: bool,
+    /// Start a fresh run (new optimizer, schedule and data order) from these
+    /// weights instead of random ones: a checkpoint of the same model, e.g.
+    /// to train longer than the run that made it, or on another
+    /// instrument's images.
+    pub init_from: Option<PathBuf>,
     /// Device to train on (autodiff is enabled on it).
     pub device: Device,
     /// Set to stop cleanly (checkpoint, then return) — Ctrl-C.
@@ -165,7 +173,23 @@ pub fn train(
                 out.display()
             );
         }
-        let model = config.model.init_seeded(&device, config.seed);
+        let model = match &options.init_from {
+            None => config.model.init_seeded(&device, config.seed),
+            Some(path) => {
+                let dir = checkpoint::resolve(path)?;
+                let (_, saved) = checkpoint::read_meta(&dir)?;
+                if saved.model != config.model {
+                    bail!(
+                        "{}: its model differs from this config's [model]; --init-from needs the same model",
+                        dir.display()
+                    );
+                }
+                let model = checkpoint::load_weights(&dir, config, &device)?;
+                fs::write(out.join(INIT_FROM_FILE), format!("{}\n", dir.display()))?;
+                eprintln!("starting from the weights of {}", dir.display());
+                model
+            }
+        };
         let state = TrainState {
             step: 0,
             steps_per_epoch,
@@ -461,6 +485,7 @@ mod tests {
         RunOptions {
             out: out.to_path_buf(),
             resume: false,
+            init_from: None,
             device: Device::flex(),
             stop: Arc::new(AtomicBool::new(false)),
             stop_after: None,
@@ -582,6 +607,53 @@ mod tests {
         // A second fresh run into the same folder is refused.
         let err = train(&config, synthetic(12, 24, 1), None, &options(tmp2.path())).unwrap_err();
         assert!(format!("{err:#}").contains("--resume"), "{err:#}");
+    }
+
+    #[test]
+    fn init_from_starts_a_fresh_run_from_the_given_weights() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = tiny_config();
+        let (a, b, c) = (
+            tmp.path().join("a"),
+            tmp.path().join("b"),
+            tmp.path().join("c"),
+        );
+        let first = train(&config, synthetic(12, 24, 1), None, &options(&a)).unwrap();
+        let last = a.join("checkpoints/step-0000006");
+        // A new run with another seed and schedule, before its first step,
+        // holds exactly the first run's final weights.
+        let next = config.clone().with_seed(7).with_max_steps(2);
+        let start = train(
+            &next,
+            synthetic(12, 24, 1),
+            None,
+            &RunOptions {
+                init_from: Some(last.clone()),
+                stop_after: Some(0),
+                ..options(&b)
+            },
+        )
+        .unwrap();
+        assert_eq!(start.steps, 0);
+        assert!(
+            model_values(&start.model) == model_values(&first.model),
+            "the new run does not start from the given weights"
+        );
+        assert!(b.join(INIT_FROM_FILE).is_file());
+        // Another model shape is refused, naming the checkpoint.
+        let mut other = next.clone();
+        other.model = other.model.with_stage_channels(vec![4, 4]);
+        let err = train(
+            &other,
+            synthetic(12, 24, 1),
+            None,
+            &RunOptions {
+                init_from: Some(last),
+                ..options(&c)
+            },
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("--init-from"), "{err:#}");
     }
 
     #[test]
