@@ -12,6 +12,8 @@
 
 use seaclr_shared::blob::{Conv3x3, GlobalAvgPool, Linear, Requant, Shape};
 
+#[cfg(target_arch = "x86_64")]
+mod conv_avx2;
 #[cfg(any(test, feature = "std"))]
 pub mod reference;
 #[cfg(target_arch = "x86_64")]
@@ -165,9 +167,11 @@ const DOT_CHUNK: usize = 32;
 /// `Blob::parse`; slices too short for the shapes make the kernel write
 /// fewer values, never read out of bounds.
 ///
-/// On x86-64 this runs the blocked SIMD kernel (`conv3x3_blocked`), which
-/// needs no patch (the scratch stays as the header states, unused); every
-/// other target runs the portable `conv3x3_portable`. Both are bit-exact.
+/// On x86-64 with AVX2 (detected at run time) this runs the GEMM-style
+/// kernel of `conv_avx2` where it covers the layer, else the blocked SIMD
+/// kernel (`conv3x3_blocked`); neither touches the patch (the scratch stays
+/// as the header states, unused). Every other target runs the portable
+/// `conv3x3_portable`. All are bit-exact.
 pub fn conv3x3(
     layer: &Conv3x3<'_>,
     input: &[i8],
@@ -177,6 +181,13 @@ pub fn conv3x3(
 ) -> Shape {
     #[cfg(target_arch = "x86_64")]
     {
+        let out_shape =
+            conv3x3_output_shape(shape, layer.stride as usize, layer.out_channels as usize);
+        if patch.len() >= 9 * shape.channels
+            && conv_avx2::conv3x3(layer, input, shape, out_shape, output)
+        {
+            return out_shape;
+        }
         conv3x3_blocked(layer, input, shape, patch, output)
     }
     #[cfg(not(target_arch = "x86_64"))]

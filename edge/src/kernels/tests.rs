@@ -136,7 +136,7 @@ fn kernel_run_with(layer: &RefLayer, x: &RefTensor, conv: ConvFn) -> Vec<i32> {
         channels: x.channels,
     };
     let mut patch = std::vec![0i16; 9 * x.channels];
-    let mut out = std::vec![0i8; x.height * x.width * 16 + 64];
+    let mut out = std::vec![0i8; x.height * x.width * 64 + 64];
     let out_shape = match owned.layer() {
         seaclr_shared::blob::Layer::Conv3x3(c) => conv(&c, &input, shape, &mut patch, &mut out),
         seaclr_shared::blob::Layer::GlobalAvgPool(p) => {
@@ -533,5 +533,182 @@ proptest! {
         let want = reference::run_layer(&layer, &x).values;
         prop_assert_eq!(kernel_run_with(&layer, &x, conv3x3_blocked), want.clone());
         prop_assert_eq!(kernel_run_with(&layer, &x, conv3x3_portable), want);
+    }
+}
+
+// ---- the AVX2 GEMM kernel (16-channel blocks) vs the reference ----
+
+/// The GEMM kernel alone, with [`conv3x3`]'s signature; fails the test if
+/// the kernel declined the layer.
+#[cfg(target_arch = "x86_64")]
+fn gemm_only(
+    layer: &Conv3x3<'_>,
+    input: &[i8],
+    shape: Shape,
+    _patch: &mut [i16],
+    output: &mut [i8],
+) -> Shape {
+    let out_shape = conv3x3_output_shape(shape, layer.stride as usize, layer.out_channels as usize);
+    assert!(
+        conv_avx2::conv3x3(layer, input, shape, out_shape, output),
+        "the GEMM kernel declined cin {} cout {} on {shape:?}",
+        layer.in_channels,
+        layer.out_channels
+    );
+    out_shape
+}
+
+/// Whether this machine can run the GEMM kernel (CI's can); where it
+/// cannot, the GEMM tests say so and check the dispatcher only.
+#[cfg(target_arch = "x86_64")]
+fn gemm_runs_here() -> bool {
+    let yes = conv_avx2::available();
+    if !yes {
+        std::eprintln!("no AVX2 on this CPU: the GEMM kernel is not exercised");
+    }
+    yes
+}
+
+#[cfg(target_arch = "x86_64")]
+fn gemm_matches_reference(layer: &RefLayer, x: &RefTensor) {
+    let want = reference::run_layer(layer, x).values;
+    if gemm_runs_here() {
+        assert_eq!(kernel_run_with(layer, x, gemm_only), want, "GEMM kernel");
+    }
+    assert_eq!(kernel_run_with(layer, x, conv3x3), want, "dispatch");
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn gemm_regression_shapes_match_reference() {
+    // cin: the first layer's 1, even counts below and above one 16-value
+    // transpose chunk, and ones leaving a scalar rest of pairs (9 * cin / 2
+    // not a multiple of 8); sizes: 1 x 1, single rows and columns, odd and
+    // even sides, pixel counts that leave 6-, 4- and 1-pixel tails; cout:
+    // one and several 16-channel blocks.
+    let shapes = [
+        (1, 1, 16, 1),
+        (1, 1, 32, 2),
+        (1, 9, 16, 1),
+        (7, 1, 16, 2),
+        (5, 7, 32, 1),
+        (6, 6, 16, 2),
+        (8, 8, 48, 1),
+        (9, 5, 16, 2),
+        (4, 4, 32, 1),
+    ];
+    for (i, &cin) in [1usize, 2, 4, 6, 10, 16, 18, 32, 34].iter().enumerate() {
+        for (j, &(h, w, cout, stride)) in shapes.iter().enumerate() {
+            let zp = [-128, 0, 127, -3, 5][(i + j) % 5];
+            let (layer, x) = seeded_case((h, w, cin, cout, stride), zp, (i * 97 + j) as u64);
+            gemm_matches_reference(&layer, &x);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn gemm_extreme_values_match_reference() {
+    // |x - zp| = 255 and |w| = 128 in every product, saturating biases,
+    // every multiplier edge (0, 1, 2^31 - 1, and i32::MIN, which only a
+    // hand-made layer can hold) and shifts from 30 left to 31 right.
+    for cin in [1usize, 36] {
+        for (zp, xv, wv) in [(127, -128, 127), (-128, 127, -127), (127, -128, -128)] {
+            let m = [
+                i32::MAX,
+                1 << 30,
+                0,
+                1,
+                i32::MIN,
+                1_500_000_000,
+                i32::MAX,
+                7,
+            ];
+            let sh = [30, -31, 0, 5, 30, -12, -1, 2];
+            let layer = RefLayer::Conv3x3 {
+                in_channels: cin,
+                out_channels: 16,
+                stride: 1,
+                weights: std::vec![wv; 16 * cin * 9],
+                bias: (0..16)
+                    .map(|c| [i32::MAX - 5, i32::MIN + 5, 0, 1, -1, 7, 1 << 30, -(1 << 30)][c % 8])
+                    .collect(),
+                quant: RefQuant {
+                    input_zero_point: zp,
+                    output_zero_point: 3,
+                    activation_min: 3,
+                    activation_max: 127,
+                    multipliers: (0..16).map(|c| m[c % 8]).collect(),
+                    shifts: (0..16).map(|c| sh[(c + c / 8) % 8]).collect(),
+                },
+            };
+            let x = RefTensor {
+                height: 4,
+                width: 5,
+                channels: cin,
+                values: std::vec![xv; 4 * 5 * cin],
+            };
+            gemm_matches_reference(&layer, &x);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn gemm_declines_what_it_does_not_cover() {
+    // Odd cin above 1 and cout not a multiple of 16 go to the blocked
+    // kernel (the dispatcher's results are checked by the tests above).
+    for (cin, cout) in [(3usize, 16usize), (16, 8), (16, 20)] {
+        let (layer, x) = seeded_case((4, 4, cin, cout, 1), 0, 7);
+        let owned = to_owned(&layer, cin);
+        let seaclr_shared::blob::Layer::Conv3x3(conv) = owned.layer() else {
+            unreachable!()
+        };
+        let shape = Shape {
+            height: 4,
+            width: 4,
+            channels: cin,
+        };
+        let input: Vec<i8> = x.values.iter().map(|&v| v as i8).collect();
+        let mut out = std::vec![0i8; 16 * cout];
+        let out_shape = conv3x3_output_shape(shape, 1, cout);
+        assert!(!conv_avx2::conv3x3(
+            &conv, &input, shape, out_shape, &mut out
+        ));
+        assert!(out.iter().all(|&v| v == 0), "declined, so nothing written");
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn gemm_conv_matches_reference(
+        (x, layer) in (1usize..=9, 1usize..=9, prop_oneof![Just(1usize), (1usize..=20).prop_map(|c| 2 * c)], -128i32..=127)
+            .prop_flat_map(|(h, w, c, zp)| {
+                let conv = (prop_oneof![Just(16usize), Just(32)], 1usize..=2).prop_flat_map(move |(cout, stride)| {
+                    (
+                        proptest::collection::vec(-128i32..=127, cout * c * 9),
+                        proptest::collection::vec(-200_000i32..=200_000, cout),
+                        arb_quant(cout, zp),
+                    )
+                        .prop_map(move |(weights, bias, quant)| RefLayer::Conv3x3 {
+                            in_channels: c,
+                            out_channels: cout,
+                            stride,
+                            weights,
+                            bias,
+                            quant,
+                        })
+                });
+                (arb_tensor(h, w, c), conv)
+            })
+    ) {
+        let want = reference::run_layer(&layer, &x).values;
+        if conv_avx2::available() {
+            prop_assert_eq!(kernel_run_with(&layer, &x, gemm_only), want.clone());
+        }
+        prop_assert_eq!(kernel_run_with(&layer, &x, conv3x3), want);
     }
 }

@@ -1,0 +1,587 @@
+//! x86-64 AVX2 3x3 convolution as a small GEMM, for host runs of the
+//! engine (evaluation, verification, the onnxruntime comparison). The
+//! microcontroller never compiles this module.
+//!
+//! Layout per layer, all on the stack (the arena stays as the blob header
+//! states it, which is what the device needs):
+//! - the input, centred (`q - zp`) and widened to `i16` once, in HWC with a
+//!   one-pixel ring of zeros, so every output pixel reads its three kernel
+//!   rows as three contiguous runs of `3 * cin` values and no tap needs a
+//!   border check (padding is the zero point, i.e. 0 after centring). The
+//!   first layer (`cin = 1`) stores at each position the pair (pixel, right
+//!   neighbour) instead, so a kernel row is two pairs, at columns `x` and
+//!   `x + 2`, the second with a zero weight on its upper half;
+//! - per block of [`OC_BLOCK`] output channels, the weights widened and
+//!   transposed so each pair of inputs `(k, k + 1)` has one vector of 16
+//!   `i16` per 8 channels: `(w[c][k], w[c][k + 1])` for `c` in the block.
+//!
+//! The micro-kernel then keeps [`PIXELS`] pixels x 16 channels of `i32`
+//! sums in 8 registers; one step broadcasts a pixel's input pair and
+//! `vpmaddwd`s it with the two weight vectors, so the output comes out in
+//! HWC order with no horizontal sums, and requantization runs on 8
+//! channels at once with per-channel constants loaded once per block.
+//!
+//! Exactness is the argument of [`super::simd`]: `|x - zp| <= 255`,
+//! `|w| <= 128`, a `vpmaddwd` pair sum never overflows and a whole dot
+//! product of `9 * cin` products stays far below `2^31`, so the lane sums
+//! equal the i32 reference in any order; padding contributes exact zeros.
+//!
+//! AVX2 is detected at run time (`cpuid`, cached), so the default x86-64
+//! build, CI's tests included, runs this path on any AVX2 machine. Layers it
+//! does not cover (an odd `cin` above 1, `cout` not a multiple of 16, inputs
+//! larger than the stack buffers) go to the blocked kernel.
+//!
+//! The two stack buffers (about 100 KiB) are not zeroed: every element is
+//! written before it is read (the `unsafe` at the end of [`widen`] and
+//! [`pack_weights`] says why), which spares a memset of both per layer.
+#![allow(unsafe_code)]
+
+use core::arch::x86_64::*;
+use core::mem::MaybeUninit;
+use core::sync::atomic::{AtomicU8, Ordering};
+use seaclr_shared::blob::{Conv3x3, Shape};
+
+/// Output channels per block: two vectors of 8 `i32` lanes.
+pub(super) const OC_BLOCK: usize = 16;
+/// Output pixels per micro-kernel pass: 12 accumulator registers, plus two
+/// weight vectors and a broadcast input pair, fills the 16 AVX2 registers.
+const PIXELS: usize = 6;
+/// Widened padded input, in `i16` pairs: 64 KiB, e.g. 32 x 32 x 16 (34 x 34
+/// with the ring, 18.5 K pairs) fits three times over.
+const WIDE_PAIRS: usize = 16 * 1024;
+/// Input pairs of one output value (`9 * cin / 2`) the packed-weight buffer
+/// holds: `cin <= 128`, 36 KiB.
+const MAX_PATCH_PAIRS: usize = 9 * 128 / 2;
+
+/// One input pair's weights for a block: 8 channels per vector.
+type PackedPair = [[i32; 8]; 2];
+
+/// Whether this CPU runs AVX2 (and the OS saves its registers), from
+/// `cpuid` / `xgetbv`, detected once.
+pub(super) fn available() -> bool {
+    static STATE: AtomicU8 = AtomicU8::new(0); // 0 unknown, 1 no, 2 yes
+    match STATE.load(Ordering::Relaxed) {
+        0 => {
+            let yes = detect();
+            STATE.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+            yes
+        }
+        s => s == 2,
+    }
+}
+
+fn detect() -> bool {
+    // SAFETY: `cpuid` exists on every x86-64 CPU.
+    #[allow(unused_unsafe)]
+    let (max_leaf, leaf1) = unsafe { (__cpuid(0).eax, __cpuid(1)) };
+    let osxsave = leaf1.ecx & (1 << 27) != 0;
+    let avx = leaf1.ecx & (1 << 28) != 0;
+    if max_leaf < 7 || !osxsave || !avx {
+        return false;
+    }
+    // SAFETY: OSXSAVE (checked above) means `xgetbv` is enabled.
+    let xcr0 = unsafe { _xgetbv(0) };
+    // SAFETY: leaf 7 exists (max_leaf checked above).
+    #[allow(unused_unsafe)]
+    let leaf7 = unsafe { __cpuid_count(7, 0) };
+    // XMM and YMM state saved by the OS, and the AVX2 bit.
+    xcr0 & 0b110 == 0b110 && leaf7.ebx & (1 << 5) != 0
+}
+
+/// Whether [`conv3x3`] covers this layer on this input.
+pub(super) fn covers(layer: &Conv3x3<'_>, shape: Shape) -> bool {
+    let (cin, cout) = (layer.in_channels as usize, layer.out_channels as usize);
+    cin == shape.channels
+        && shape.height > 0
+        && shape.width > 0
+        && (cin == 1 || cin % 2 == 0)
+        && cout > 0
+        && cout % OC_BLOCK == 0
+        && patch_pairs(cin) <= MAX_PATCH_PAIRS
+        && (shape.height + 2) * (shape.width + 2) * pixel_pairs(cin) <= WIDE_PAIRS
+        && (layer.stride == 1 || layer.stride == 2)
+}
+
+/// `i16` pairs stored per input position in the widened input.
+fn pixel_pairs(cin: usize) -> usize {
+    cin.div_ceil(2)
+}
+
+/// Pairs per kernel row: `3 * cin / 2`, or two for `cin = 1`.
+fn row_pairs(cin: usize) -> usize {
+    if cin == 1 { 2 } else { 3 * cin / 2 }
+}
+
+/// Pairs per output value (three kernel rows).
+fn patch_pairs(cin: usize) -> usize {
+    3 * row_pairs(cin)
+}
+
+/// Runs the layer if AVX2 is present, [`covers`] holds and the slices fit
+/// the shapes; otherwise leaves `output` untouched and returns `false`.
+pub(super) fn conv3x3(
+    layer: &Conv3x3<'_>,
+    input: &[i8],
+    shape: Shape,
+    out_shape: Shape,
+    output: &mut [i8],
+) -> bool {
+    let k = 9 * shape.channels;
+    let cout = layer.out_channels as usize;
+    let fits = input.len() >= shape.len()
+        && output.len() >= out_shape.len()
+        && layer.weights.0.len() >= cout * k;
+    if !(fits && covers(layer, shape) && available()) {
+        return false;
+    }
+    // SAFETY: AVX2 support was detected at run time just above.
+    unsafe { conv3x3_avx2(layer, input, shape, out_shape, output) };
+    true
+}
+
+#[target_feature(enable = "avx2")]
+fn conv3x3_avx2(
+    layer: &Conv3x3<'_>,
+    input: &[i8],
+    shape: Shape,
+    out_shape: Shape,
+    output: &mut [i8],
+) {
+    let (cin, cout) = (shape.channels, layer.out_channels as usize);
+    let stride = layer.stride as usize;
+    let per_pixel = pixel_pairs(cin);
+    let padded_width = shape.width + 2;
+    let mut wide = [const { MaybeUninit::<i32>::uninit() }; WIDE_PAIRS];
+    let wide = widen(
+        input,
+        shape,
+        layer.requant.input_zero_point,
+        &mut wide[..(shape.height + 2) * padded_width * per_pixel],
+    );
+
+    let mut packed = [const { MaybeUninit::<PackedPair>::uninit() }; MAX_PATCH_PAIRS];
+    let packed = &mut packed[..patch_pairs(cin)];
+    let g = Geometry {
+        out_width: out_shape.width,
+        row_step: stride * padded_width * per_pixel,
+        kernel_row: padded_width * per_pixel,
+        column_step: stride * per_pixel,
+        row_pairs: row_pairs(cin),
+    };
+    let pixels = out_shape.height * out_shape.width;
+    let output = &mut output[..pixels * cout];
+    for c0 in (0..cout).step_by(OC_BLOCK) {
+        let packed = pack_weights(layer.weights.0, cin, c0, packed);
+        let rq = BlockQuant::new(layer, c0);
+        if cin == 1 {
+            blocks::<2>(wide, &g, pixels, packed, &rq, output, cout, c0);
+        } else {
+            blocks::<1>(wide, &g, pixels, packed, &rq, output, cout, c0);
+        }
+    }
+}
+
+/// All output pixels (in row-major order, blocks may span rows) of one
+/// channel block, [`PIXELS`] at a time, then 4, then one by one. `STEP`
+/// is the distance between a kernel row's pairs in `wide`: 1 in HWC, 2 for
+/// the first layer's (pixel, neighbour) pairs.
+#[inline]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+fn blocks<const STEP: usize>(
+    wide: &[i32],
+    g: &Geometry,
+    pixels: usize,
+    packed: &[PackedPair],
+    rq: &BlockQuant,
+    output: &mut [i8],
+    cout: usize,
+    c0: usize,
+) {
+    let mut q = 0;
+    while q + PIXELS <= pixels {
+        block::<PIXELS, STEP>(wide, g, q, packed, rq, output, cout, c0);
+        q += PIXELS;
+    }
+    // Square outputs of even side leave 4 (64 x 64 / 6 = 682 rest 4, ...).
+    while q + 4 <= pixels {
+        block::<4, STEP>(wide, g, q, packed, rq, output, cout, c0);
+        q += 4;
+    }
+    while q < pixels {
+        block::<1, STEP>(wide, g, q, packed, rq, output, cout, c0);
+        q += 1;
+    }
+}
+
+/// Where output pixels' kernel rows start in the widened input (in pairs).
+struct Geometry {
+    /// Output columns per row.
+    out_width: usize,
+    /// From one output row to the next (`stride` padded input rows).
+    row_step: usize,
+    /// From one kernel row to the next (one padded input row).
+    kernel_row: usize,
+    /// From one output column to the next (`stride` input pixels).
+    column_step: usize,
+    /// Pairs in one kernel row's run (`3 * cin / 2`, or 2 for `cin = 1`).
+    row_pairs: usize,
+}
+
+impl Geometry {
+    /// Start of kernel row 0 of output pixel `q` (row-major): its top-left
+    /// tap, which is input (`oy * stride - 1`, `ox * stride - 1`), i.e.
+    /// padded (`oy * stride`, `ox * stride`).
+    #[inline(always)]
+    fn start(&self, q: usize) -> usize {
+        (q / self.out_width) * self.row_step + (q % self.out_width) * self.column_step
+    }
+}
+
+/// `P` output pixels from pixel `q0` (row-major) times the 16 channels from
+/// `c0`: sums over the three kernel rows, requantized into `output` (HWC).
+#[inline]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+fn block<const P: usize, const STEP: usize>(
+    wide: &[i32],
+    g: &Geometry,
+    q0: usize,
+    packed: &[PackedPair],
+    rq: &BlockQuant,
+    output: &mut [i8],
+    cout: usize,
+    c0: usize,
+) {
+    let n = g.row_pairs;
+    let span = (n - 1) * STEP + 1; // pairs one kernel row reads
+    let mut start = [0usize; P];
+    for (p, s) in start.iter_mut().enumerate() {
+        *s = g.start(q0 + p);
+    }
+    let mut acc = [[_mm256_setzero_si256(); 2]; P];
+    for ky in 0..3 {
+        let Some(weights) = packed.get(ky * n..(ky + 1) * n) else {
+            return;
+        };
+        // Plain loops, not `array::map`: its closure would not inherit
+        // AVX2 and stays an out-of-line call.
+        let mut xs: [&[i32]; P] = [&[]; P];
+        for (x, &s) in xs.iter_mut().zip(&start) {
+            let at = s + ky * g.kernel_row;
+            match wide.get(at..at + span) {
+                Some(run) => *x = run,
+                None => return, // the geometry keeps every run inside `wide`
+            }
+        }
+        for (j, w) in weights.iter().enumerate() {
+            let wa: __m256i = bytemuck::cast(w[0]);
+            let wb: __m256i = bytemuck::cast(w[1]);
+            for (acc, x) in acc.iter_mut().zip(&xs) {
+                // SAFETY: `j < n`, so `j * STEP <= (n - 1) * STEP < span`,
+                // the length of `x`. (LLVM keeps the bounds check otherwise,
+                // a sixth of this loop.)
+                let x = unsafe { *x.get_unchecked(j * STEP) };
+                let x = _mm256_set1_epi32(x);
+                acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(x, wa));
+                acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(x, wb));
+            }
+        }
+    }
+    for (p, acc) in acc.iter().enumerate() {
+        let at = (q0 + p) * cout + c0;
+        let q = rq.apply(acc);
+        if let Some(out) = output.get_mut(at..at + OC_BLOCK) {
+            out.copy_from_slice(&bytemuck::cast::<__m128i, [i8; 16]>(q));
+        }
+    }
+}
+
+/// Writes every element of `wide` (`(h + 2) x (w + 2)` positions of
+/// [`pixel_pairs`]): the input centred on `zp` as `i16` pairs, HWC, inside a
+/// ring of zeros one pixel wide; for `cin = 1` each position holds (pixel,
+/// right neighbour). Returns it initialized.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn widen<'w>(input: &[i8], shape: Shape, zp: i8, wide: &'w mut [MaybeUninit<i32>]) -> &'w [i32] {
+    let (height, width, cin) = (shape.height, shape.width, shape.channels);
+    let per_pixel = pixel_pairs(cin);
+    let padded_row = (width + 2) * per_pixel;
+    let centred = |v: i8| v as i16 - zp as i16;
+    let zpv = _mm256_set1_epi16(zp as i16);
+    for (r, dst) in wide.chunks_exact_mut(padded_row).enumerate() {
+        let src = match r.checked_sub(1) {
+            Some(y) if y < height => &input[y * width * cin..(y + 1) * width * cin],
+            _ => {
+                dst.iter_mut().for_each(|d| _ = d.write(0)); // top or bottom ring
+                continue;
+            }
+        };
+        let (left, rest) = dst.split_at_mut(per_pixel);
+        let (interior, right) = rest.split_at_mut(width * per_pixel);
+        left.iter_mut().chain(right).for_each(|d| _ = d.write(0));
+        if cin == 1 {
+            // Position x holds padded pixels (x, x + 1): the left ring pairs
+            // with the first pixel, the last pixel with the right ring.
+            let first = src.first().map_or(0, |&v| centred(v));
+            left.iter_mut().for_each(|d| _ = d.write(pair(0, first)));
+            if let Some((end, body)) = interior.split_last_mut() {
+                end.write(pair(src.last().map_or(0, |&v| centred(v)), 0));
+                for (d, w) in body.iter_mut().zip(src.windows(2)) {
+                    d.write(pair(centred(w[0]), centred(w[1])));
+                }
+            }
+            continue;
+        }
+        let (src_chunks, src_tail) = src.as_chunks::<16>();
+        let (dst_chunks, dst_tail) = interior.as_chunks_mut::<8>();
+        for (d, s) in dst_chunks.iter_mut().zip(src_chunks) {
+            let v = _mm256_sub_epi16(_mm256_cvtepi8_epi16(bytemuck::cast(*s)), zpv);
+            *d = bytemuck::cast::<__m256i, [i32; 8]>(v).map(MaybeUninit::new);
+        }
+        for (d, s) in dst_tail.iter_mut().zip(src_tail.as_chunks::<2>().0) {
+            d.write(pair(centred(s[0]), centred(s[1])));
+        }
+    }
+    // SAFETY: `wide` is whole rows of `padded_row` (the caller sizes it so);
+    // each row was written above: ring rows whole, interior rows as left
+    // ring + `width * per_pixel` interior + right ring, where the interior
+    // gets `width * cin / 16` vectors of 8 plus `(width * cin % 16) / 2`
+    // single pairs (`cin` even), i.e. all `width * cin / 2`, or one pair per
+    // pixel for `cin = 1`. `MaybeUninit<i32>` has `i32`'s layout.
+    unsafe { &*(wide as *const [MaybeUninit<i32>] as *const [i32]) }
+}
+
+/// Two `i16` in one `i32` lane, `lo` first in memory (what `vpmaddwd`
+/// multiplies with the matching halves of the other operand).
+#[inline(always)]
+fn pair(lo: i16, hi: i16) -> i32 {
+    (lo as u16 as u32 | ((hi as u16 as u32) << 16)) as i32
+}
+
+/// Widens and transposes the weight rows of channels `c0..c0 + 16` (each
+/// `9 * cin` values, `[ky][kx][in]`) into `packed[j] = [(w[c][2j], w[c][2j +
+/// 1]) for c in each 8-channel group]`, 8 pairs of 8 rows at a time through
+/// an 8 x 8 transpose of 32-bit lanes, the rest one pair at a time. For
+/// `cin = 1` a kernel row `(a, b, c)` is the pairs `(a, b)` and `(c, 0)`.
+/// Writes all [`patch_pairs`] entries and returns them initialized.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn pack_weights<'p>(
+    weights: &[u8],
+    cin: usize,
+    c0: usize,
+    packed: &'p mut [MaybeUninit<PackedPair>],
+) -> &'p [PackedPair] {
+    let k = 9 * cin;
+    let Some(block) = weights.get(c0 * k..(c0 + OC_BLOCK) * k) else {
+        return &[];
+    };
+    // Plain loops rather than closures, which would not inherit AVX2 and
+    // stay out-of-line calls around every intrinsic.
+    // Even `cin`: 8 pairs of 8 rows per transpose, per 8-channel group.
+    let full = if cin == 1 { 0 } else { k / 16 };
+    let mut chunks: [&[[u8; 16]]; OC_BLOCK] = [&[]; OC_BLOCK];
+    for (o, c) in chunks.iter_mut().enumerate() {
+        *c = &block[o * k..(o + 1) * k].as_chunks::<16>().0[..full];
+    }
+    let mut columns = [[_mm256_setzero_si256(); 8]; 2];
+    for t in 0..full {
+        for (g, columns) in columns.iter_mut().enumerate() {
+            let mut r = [_mm256_setzero_si256(); 8];
+            for (o, r) in r.iter_mut().enumerate() {
+                // SAFETY: every `chunks[..]` holds `full` chunks and `t < full`.
+                let chunk = unsafe { *chunks[8 * g + o].get_unchecked(t) };
+                *r = _mm256_cvtepi8_epi16(bytemuck::cast(chunk));
+            }
+            *columns = transpose8x8(r);
+        }
+        for (j, pp) in packed[8 * t..8 * t + 8].iter_mut().enumerate() {
+            pp.write([bytemuck::cast(columns[0][j]), bytemuck::cast(columns[1][j])]);
+        }
+    }
+    for (j, pp) in packed.iter_mut().enumerate().skip(8 * full) {
+        let mut lanes = [[0i32; 8]; 2];
+        for (o, lane) in lanes.iter_mut().flatten().enumerate() {
+            let row = &block[o * k..(o + 1) * k];
+            let w = |i: usize| row[i] as i8 as i16;
+            *lane = match (cin, j % 2) {
+                (1, 0) => pair(w(3 * (j / 2)), w(3 * (j / 2) + 1)),
+                (1, _) => pair(w(3 * (j / 2) + 2), 0),
+                _ => pair(w(2 * j), w(2 * j + 1)),
+            };
+        }
+        pp.write(lanes);
+    }
+    // SAFETY: entries `0..8 * full` were written by the transposes, all the
+    // others by the scalar loop; `MaybeUninit<T>` has `T`'s layout.
+    unsafe { &*(packed as *const [MaybeUninit<PackedPair>] as *const [PackedPair]) }
+}
+
+/// 8 x 8 transpose of 32-bit lanes: `out[j][o] = r[o][j]`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn transpose8x8(r: [__m256i; 8]) -> [__m256i; 8] {
+    let t = [
+        _mm256_unpacklo_epi32(r[0], r[1]),
+        _mm256_unpackhi_epi32(r[0], r[1]),
+        _mm256_unpacklo_epi32(r[2], r[3]),
+        _mm256_unpackhi_epi32(r[2], r[3]),
+        _mm256_unpacklo_epi32(r[4], r[5]),
+        _mm256_unpackhi_epi32(r[4], r[5]),
+        _mm256_unpacklo_epi32(r[6], r[7]),
+        _mm256_unpackhi_epi32(r[6], r[7]),
+    ];
+    // t[0] = (r0, r1) lanes 0, 1 | 4, 5; t[1] = lanes 2, 3 | 6, 7; ...
+    let u = [
+        _mm256_unpacklo_epi64(t[0], t[2]), // rows 0-3, lane 0 | 4
+        _mm256_unpackhi_epi64(t[0], t[2]), // lane 1 | 5
+        _mm256_unpacklo_epi64(t[1], t[3]), // lane 2 | 6
+        _mm256_unpackhi_epi64(t[1], t[3]), // lane 3 | 7
+        _mm256_unpacklo_epi64(t[4], t[6]), // rows 4-7
+        _mm256_unpackhi_epi64(t[4], t[6]),
+        _mm256_unpacklo_epi64(t[5], t[7]),
+        _mm256_unpackhi_epi64(t[5], t[7]),
+    ];
+    [
+        _mm256_permute2x128_si256::<0x20>(u[0], u[4]),
+        _mm256_permute2x128_si256::<0x20>(u[1], u[5]),
+        _mm256_permute2x128_si256::<0x20>(u[2], u[6]),
+        _mm256_permute2x128_si256::<0x20>(u[3], u[7]),
+        _mm256_permute2x128_si256::<0x31>(u[0], u[4]),
+        _mm256_permute2x128_si256::<0x31>(u[1], u[5]),
+        _mm256_permute2x128_si256::<0x31>(u[2], u[6]),
+        _mm256_permute2x128_si256::<0x31>(u[3], u[7]),
+    ]
+}
+
+/// Bias and requantization constants of one 16-channel block, as vectors
+/// (per group of 8 channels), so [`BlockQuant::apply`] is all lane-wise.
+struct BlockQuant {
+    bias: [__m256i; 2],
+    multiplier: [__m256i; 2],
+    /// The multipliers of the odd lanes moved to the even ones (where
+    /// `vpmuldq` reads its operands).
+    multiplier_odd: [__m256i; 2],
+    /// Whether any channel shifts left (else that step is skipped).
+    any_left: bool,
+    /// Whether any multiplier is `i32::MIN`, the only one that can hit
+    /// the high multiply's overflow case (else that check is skipped).
+    any_min_multiplier: bool,
+    left: [__m256i; 2],
+    right: [__m256i; 2],
+    /// `(1 << right) - 1`.
+    mask: [__m256i; 2],
+    /// `mask >> 1`.
+    half_mask: [__m256i; 2],
+    /// `activation_min - zp` and `activation_max - zp`.
+    min: __m256i,
+    max: __m256i,
+    zero_point: __m256i,
+}
+
+impl BlockQuant {
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn new(layer: &Conv3x3<'_>, c0: usize) -> BlockQuant {
+        let rq = &layer.requant;
+        let lanes = |f: &dyn Fn(usize) -> i32| -> [__m256i; 2] {
+            core::array::from_fn(|g| {
+                let v: [i32; 8] = core::array::from_fn(|j| f(c0 + 8 * g + j));
+                bytemuck::cast(v)
+            })
+        };
+        let shift = |c: usize| rq.shifts.get(c).unwrap_or(0) as i32;
+        let right = |c: usize| (-shift(c)).max(0);
+        let zp = rq.output_zero_point as i32;
+        let multiplier = |c: usize| rq.multipliers.get(c).unwrap_or(0);
+        let channels = c0..c0 + OC_BLOCK;
+        BlockQuant {
+            bias: lanes(&|c| layer.bias.get(c).unwrap_or(0)),
+            multiplier: lanes(&multiplier),
+            multiplier_odd: lanes(&|c| multiplier(c ^ 1)),
+            any_left: channels.clone().any(|c| shift(c) > 0),
+            any_min_multiplier: channels.clone().any(|c| multiplier(c) == i32::MIN),
+            left: lanes(&|c| shift(c).max(0)),
+            right: lanes(&right),
+            mask: lanes(&|c| ((1i64 << right(c)) - 1) as i32),
+            half_mask: lanes(&|c| (((1i64 << right(c)) - 1) as i32) >> 1),
+            min: _mm256_set1_epi32(rq.activation_min as i32 - zp),
+            max: _mm256_set1_epi32(rq.activation_max as i32 - zp),
+            zero_point: _mm256_set1_epi32(zp),
+        }
+    }
+
+    /// 16 accumulators (two groups of 8 channels) to 16 int8 outputs in
+    /// channel order: `kernels::requantize` of `bias + acc` per lane.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn apply(&self, acc: &[__m256i; 2]) -> __m128i {
+        let q = [self.requantize8(acc[0], 0), self.requantize8(acc[1], 1)];
+        // packs_epi32 interleaves 128-bit halves: [a0-3 b0-3 | a4-7 b4-7].
+        let words = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(q[0], q[1]));
+        // Values are already clamped to i8, so the saturating packs are exact.
+        let bytes = _mm256_packs_epi16(words, words); // [a0-7 a0-7 | b0-7 b0-7]
+        _mm256_castsi256_si128(_mm256_permute4x64_epi64::<0b11_01_10_00>(bytes))
+    }
+
+    /// The lane-wise steps of `kernels::multiply_by_quantized_multiplier`,
+    /// then zero point and clamp (as `simd::requantize8_avx2`, with the
+    /// per-channel constants precomputed).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn requantize8(&self, acc: __m256i, g: usize) -> __m256i {
+        let one = _mm256_set1_epi32(1);
+        let x = _mm256_add_epi32(acc, self.bias[g]);
+        let (m, left, right) = (self.multiplier[g], self.left[g], self.right[g]);
+        let x = if self.any_left {
+            // x.saturating_mul(1 << left): exact iff shifting back restores x.
+            let shifted = _mm256_sllv_epi32(x, left);
+            let exact = _mm256_cmpeq_epi32(_mm256_srav_epi32(shifted, left), x);
+            let saturated =
+                _mm256_xor_si256(_mm256_set1_epi32(i32::MAX), _mm256_srai_epi32::<31>(x));
+            _mm256_blendv_epi8(saturated, shifted, exact)
+        } else {
+            x
+        };
+        // saturating_rounding_doubling_high_mul(x, m), in 64-bit lanes.
+        let even = rounded_high_half(_mm256_mul_epi32(x, m));
+        let odd = rounded_high_half(_mm256_mul_epi32(
+            _mm256_srli_epi64::<32>(x),
+            self.multiplier_odd[g],
+        ));
+        let h = _mm256_blend_epi32::<0b1010_1010>(even, _mm256_slli_epi64::<32>(odd));
+        let h = if self.any_min_multiplier {
+            let min = _mm256_set1_epi32(i32::MIN);
+            let overflow = _mm256_and_si256(_mm256_cmpeq_epi32(x, min), _mm256_cmpeq_epi32(m, min));
+            _mm256_blendv_epi8(h, _mm256_set1_epi32(i32::MAX), overflow)
+        } else {
+            h
+        };
+        // rounding_divide_by_pot(h, right).
+        let remainder = _mm256_and_si256(h, self.mask[g]);
+        let threshold = _mm256_add_epi32(
+            self.half_mask[g],
+            _mm256_and_si256(_mm256_srai_epi32::<31>(h), one),
+        );
+        let r = _mm256_add_epi32(
+            _mm256_srav_epi32(h, right),
+            _mm256_and_si256(_mm256_cmpgt_epi32(remainder, threshold), one),
+        );
+        // saturating_add(zp).clamp(min, max) == clamp(min - zp, max - zp) + zp.
+        let r = _mm256_max_epi32(_mm256_min_epi32(r, self.max), self.min);
+        _mm256_add_epi32(r, self.zero_point)
+    }
+}
+
+/// gemmlowp's rounding of `p / 2^31` in each 64-bit lane: `(p + nudge) /
+/// 2^31` toward zero with nudge `2^30` (or `1 - 2^30` for negative `p`).
+/// Both cases are `floor((p + 2^30) / 2^31)`: for `p < 0`, `t = p + 1 -
+/// 2^30` is negative and truncating it is `floor((t + 2^31 - 1) / 2^31)`.
+/// Only the low 32 bits of each lane are used, which a logical shift gives
+/// as exactly as an arithmetic one (`|p| <= 2^62`, so nothing overflows).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn rounded_high_half(p: __m256i) -> __m256i {
+    _mm256_srli_epi64::<31>(_mm256_add_epi64(p, _mm256_set1_epi64x(1 << 30)))
+}
