@@ -712,3 +712,117 @@ proptest! {
         prop_assert_eq!(kernel_run_with(&layer, &x, conv3x3), want);
     }
 }
+
+// ---- the Winograd F(2x2, 3x3) path (stride 1, even sides, cin % 16 == 0) ----
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn winograd_shapes_match_reference() {
+    // The GEMM kernel sends these to Winograd: 2 x 2 (one tile, all
+    // padding around), long thin images, tile counts leaving 6-, 4- and
+    // 1-tile tails, the widest input the path takes (128), several
+    // 16-channel output blocks.
+    let shapes = [
+        (2, 2, 16),
+        (2, 16, 32),
+        (10, 2, 16),
+        (4, 4, 32),
+        (6, 6, 48),
+        (8, 8, 16),
+        (2, 14, 16),
+    ];
+    for (i, &cin) in [16usize, 32, 48, 128].iter().enumerate() {
+        for (j, &(h, w, cout)) in shapes.iter().enumerate() {
+            let zp = [-128, 0, 127, -3, 5][(i + j) % 5];
+            let (layer, x) = seeded_case((h, w, cin, cout, 1), zp, (i * 131 + j) as u64);
+            gemm_matches_reference(&layer, &x);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn winograd_largest_sums_stay_exact() {
+    // Every product at its largest, all of one sign, at the widest input
+    // the path takes: |4 * dot| = 4 * 9 * 128 * 32_640, the bound the
+    // exactness argument rests on; plus alternating signs, where the
+    // transformed values (|B^T d B| up to 1020) are largest.
+    for (zp, xv, wv) in [(127, -128, -128), (-128, 127, 127), (127, -128, 127)] {
+        for alternate in [false, true] {
+            let cin = 128;
+            let layer = RefLayer::Conv3x3 {
+                in_channels: cin,
+                out_channels: 16,
+                stride: 1,
+                weights: (0..16 * cin * 9)
+                    .map(|i| {
+                        if alternate && (i / cin) % 2 == 1 {
+                            -wv.max(-127)
+                        } else {
+                            wv
+                        }
+                    })
+                    .collect(),
+                bias: (0..16).map(|c| c * 1000 - 8000).collect(),
+                quant: RefQuant {
+                    input_zero_point: zp,
+                    output_zero_point: 0,
+                    activation_min: -128,
+                    activation_max: 127,
+                    multipliers: std::vec![1 << 30; 16],
+                    shifts: (0..16).map(|c: i32| -c).collect(),
+                },
+            };
+            let x = RefTensor {
+                height: 4,
+                width: 6,
+                channels: cin,
+                values: (0..4 * 6 * cin)
+                    .map(|i| {
+                        if alternate && (i / cin) % 2 == 1 {
+                            zp
+                        } else {
+                            xv
+                        }
+                    })
+                    .collect(),
+            };
+            gemm_matches_reference(&layer, &x);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn winograd_conv_matches_reference(
+        (x, layer) in (1usize..=5, 1usize..=5, 1usize..=3, -128i32..=127)
+            .prop_flat_map(|(th, tw, c16, zp)| {
+                let c = 16 * c16;
+                let conv = prop_oneof![Just(16usize), Just(32)].prop_flat_map(move |cout| {
+                    (
+                        proptest::collection::vec(-128i32..=127, cout * c * 9),
+                        proptest::collection::vec(-200_000i32..=200_000, cout),
+                        arb_quant(cout, zp),
+                    )
+                        .prop_map(move |(weights, bias, quant)| RefLayer::Conv3x3 {
+                            in_channels: c,
+                            out_channels: cout,
+                            stride: 1,
+                            weights,
+                            bias,
+                            quant,
+                        })
+                });
+                (arb_tensor(2 * th, 2 * tw, c), conv)
+            })
+    ) {
+        let want = reference::run_layer(&layer, &x).values;
+        if conv_avx2::available() {
+            prop_assert_eq!(kernel_run_with(&layer, &x, gemm_only), want.clone());
+        }
+        prop_assert_eq!(kernel_run_with(&layer, &x, conv3x3), want);
+    }
+}

@@ -41,6 +41,8 @@ use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicU8, Ordering};
 use seaclr_shared::blob::{Conv3x3, Shape};
 
+mod winograd;
+
 /// Output channels per block: two vectors of 8 `i32` lanes.
 pub(super) const OC_BLOCK: usize = 16;
 /// Output pixels per micro-kernel pass: 12 accumulator registers, plus two
@@ -161,6 +163,10 @@ fn conv3x3_avx2(
 
     let mut packed = [const { MaybeUninit::<PackedPair>::uninit() }; MAX_PATCH_PAIRS];
     let packed = &mut packed[..patch_pairs(cin)];
+    if winograd::covers(layer, shape) {
+        winograd::conv3x3(layer, wide, shape, packed, output);
+        return;
+    }
     let g = Geometry {
         out_width: out_shape.width,
         row_step: stride * padded_width * per_pixel,
@@ -198,18 +204,19 @@ fn blocks<const STEP: usize>(
     cout: usize,
     c0: usize,
 ) {
+    let mut starts = g.starts();
     let mut q = 0;
     while q + PIXELS <= pixels {
-        block::<PIXELS, STEP>(wide, g, q, packed, rq, output, cout, c0);
+        block::<PIXELS, STEP>(wide, g, q, starts.take(), packed, rq, output, cout, c0);
         q += PIXELS;
     }
     // Square outputs of even side leave 4 (64 x 64 / 6 = 682 rest 4, ...).
     while q + 4 <= pixels {
-        block::<4, STEP>(wide, g, q, packed, rq, output, cout, c0);
+        block::<4, STEP>(wide, g, q, starts.take(), packed, rq, output, cout, c0);
         q += 4;
     }
     while q < pixels {
-        block::<1, STEP>(wide, g, q, packed, rq, output, cout, c0);
+        block::<1, STEP>(wide, g, q, starts.take(), packed, rq, output, cout, c0);
         q += 1;
     }
 }
@@ -229,17 +236,50 @@ struct Geometry {
 }
 
 impl Geometry {
-    /// Start of kernel row 0 of output pixel `q` (row-major): its top-left
-    /// tap, which is input (`oy * stride - 1`, `ox * stride - 1`), i.e.
-    /// padded (`oy * stride`, `ox * stride`).
-    #[inline(always)]
-    fn start(&self, q: usize) -> usize {
-        (q / self.out_width) * self.row_step + (q % self.out_width) * self.column_step
+    /// Start of kernel row 0 of each output pixel in row-major order.
+    fn starts(&self) -> Starts<'_> {
+        Starts {
+            g: self,
+            row: 0,
+            column: 0,
+        }
     }
 }
 
-/// `P` output pixels from pixel `q0` (row-major) times the 16 channels from
-/// `c0`: sums over the three kernel rows, requantized into `output` (HWC).
+/// Walks the output pixels in row-major order, yielding where each one's
+/// top-left tap sits in the widened input: input (`oy * stride - 1`,
+/// `ox * stride - 1`), i.e. padded (`oy * stride`, `ox * stride`).
+struct Starts<'g> {
+    g: &'g Geometry,
+    row: usize,
+    column: usize,
+}
+
+impl Starts<'_> {
+    #[inline(always)]
+    fn next_start(&mut self) -> usize {
+        let start = self.row * self.g.row_step + self.column * self.g.column_step;
+        self.column += 1;
+        if self.column == self.g.out_width {
+            self.column = 0;
+            self.row += 1;
+        }
+        start
+    }
+
+    /// The next `P` starts.
+    #[inline(always)]
+    fn take<const P: usize>(&mut self) -> [usize; P] {
+        let mut starts = [0; P];
+        for s in &mut starts {
+            *s = self.next_start();
+        }
+        starts
+    }
+}
+
+/// `P` output pixels from pixel `q0` (row-major; `start` from
+/// [`Geometry::starts`]) times the 16 channels from `c0`: sums over the three kernel rows, requantized into `output` (HWC).
 #[inline]
 #[target_feature(enable = "avx2")]
 #[allow(clippy::too_many_arguments)]
@@ -247,6 +287,7 @@ fn block<const P: usize, const STEP: usize>(
     wide: &[i32],
     g: &Geometry,
     q0: usize,
+    start: [usize; P],
     packed: &[PackedPair],
     rq: &BlockQuant,
     output: &mut [i8],
@@ -254,34 +295,33 @@ fn block<const P: usize, const STEP: usize>(
     c0: usize,
 ) {
     let n = g.row_pairs;
-    let span = (n - 1) * STEP + 1; // pairs one kernel row reads
-    let mut start = [0usize; P];
-    for (p, s) in start.iter_mut().enumerate() {
-        *s = g.start(q0 + p);
+    // Pairs one pixel reads: three kernel rows, the last one `n` pairs
+    // `STEP` apart.
+    let reach = 2 * g.kernel_row + (n - 1) * STEP + 1;
+    let Some(weights) = packed.get(..3 * n) else {
+        return;
+    };
+    // Plain loops, not `array::map`: its closure would not inherit AVX2
+    // and stays an out-of-line call.
+    let mut xs: [&[i32]; P] = [&[]; P];
+    for (x, &s) in xs.iter_mut().zip(&start) {
+        match wide.get(s..s + reach) {
+            Some(run) => *x = run,
+            None => return, // the geometry keeps every pixel's taps in `wide`
+        }
     }
     let mut acc = [[_mm256_setzero_si256(); 2]; P];
-    for ky in 0..3 {
-        let Some(weights) = packed.get(ky * n..(ky + 1) * n) else {
-            return;
-        };
-        // Plain loops, not `array::map`: its closure would not inherit
-        // AVX2 and stays an out-of-line call.
-        let mut xs: [&[i32]; P] = [&[]; P];
-        for (x, &s) in xs.iter_mut().zip(&start) {
-            let at = s + ky * g.kernel_row;
-            match wide.get(at..at + span) {
-                Some(run) => *x = run,
-                None => return, // the geometry keeps every run inside `wide`
-            }
-        }
+    for (ky, weights) in weights.chunks_exact(n).enumerate() {
+        let row = ky * g.kernel_row;
         for (j, w) in weights.iter().enumerate() {
             let wa: __m256i = bytemuck::cast(w[0]);
             let wb: __m256i = bytemuck::cast(w[1]);
             for (acc, x) in acc.iter_mut().zip(&xs) {
-                // SAFETY: `j < n`, so `j * STEP <= (n - 1) * STEP < span`,
-                // the length of `x`. (LLVM keeps the bounds check otherwise,
-                // a sixth of this loop.)
-                let x = unsafe { *x.get_unchecked(j * STEP) };
+                // SAFETY: `ky <= 2` and `j < n`, so `row + j * STEP <= 2 *
+                // kernel_row + (n - 1) * STEP < reach`, the length of `x`.
+                // (LLVM keeps the bounds check otherwise, a sixth of the
+                // loop.)
+                let x = unsafe { *x.get_unchecked(row + j * STEP) };
                 let x = _mm256_set1_epi32(x);
                 acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(x, wa));
                 acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(x, wb));
