@@ -41,6 +41,10 @@ const MAX_CHANNELS: usize = 128;
 const POSITIONS: usize = 16;
 /// Tiles per micro-kernel pass (12 accumulators, as the direct kernel).
 const TILES: usize = 6;
+/// Transformed-input buffer, in vectors of 8 pairs (64 KiB): a whole
+/// layer's tiles when they fit (32 x 32 x 16 is the one seaclr-s layer that
+/// does not), so they are transformed once, not once per channel block.
+const V_VECTORS: usize = 2048;
 
 /// Whether this path takes the layer: stride 1, even output sides (whole
 /// 2 x 2 tiles), and input channels in whole 16-channel vectors.
@@ -68,8 +72,7 @@ pub(super) fn conv3x3(
     let half = cin / 2;
     let mut transformed = [const { MaybeUninit::<[i32; 8]>::uninit() }; POSITIONS * MAX_CHANNELS];
     let transformed = &mut transformed[..2 * POSITIONS * half];
-    let mut v =
-        [const { MaybeUninit::<[i32; 8]>::uninit() }; POSITIONS * TILES * MAX_CHANNELS / 16];
+    let mut v = [const { MaybeUninit::<[i32; 8]>::uninit() }; V_VECTORS];
     let tiles = Tiles {
         across: shape.width / 2,
         count: shape.height / 2 * (shape.width / 2),
@@ -78,23 +81,65 @@ pub(super) fn conv3x3(
         width: shape.width,
         cout,
     };
+    // A whole layer's transformed tiles when they fit, else per block.
+    let mut inputs = if POSITIONS * tiles.count * half / 8 <= V_VECTORS {
+        match transform_inputs(wide, &tiles, 0, tiles.count, &mut v) {
+            Some(all) => Inputs::Whole(all),
+            None => return,
+        }
+    } else {
+        Inputs::PerBlock(&mut v)
+    };
     for c0 in (0..cout).step_by(OC_BLOCK) {
         let direct = super::pack_weights(layer.weights.0, cin, c0, packed);
         let u = transform_weights(direct, half, transformed);
         let rq = BlockQuant::new(layer, c0);
         let mut t = 0;
-        while t + TILES <= tiles.count {
-            tile_block::<TILES>(wide, &tiles, t, u, &mut v, &rq, output, c0);
-            t += TILES;
-        }
-        while t + 4 <= tiles.count {
-            tile_block::<4>(wide, &tiles, t, u, &mut v, &rq, output, c0);
-            t += 4;
-        }
         while t < tiles.count {
-            tile_block::<1>(wide, &tiles, t, u, &mut v, &rq, output, c0);
-            t += 1;
+            let n = match tiles.count - t {
+                left if left >= TILES => TILES,
+                left if left >= 4 => 4,
+                _ => 1,
+            };
+            let block = match &mut inputs {
+                Inputs::Whole(all) => *all,
+                Inputs::PerBlock(buffer) => match transform_inputs(wide, &tiles, t, n, buffer) {
+                    Some(block) => block,
+                    None => return,
+                },
+            };
+            match n {
+                TILES => tile_block::<TILES>(&block, &tiles, t, u, &rq, output, c0),
+                4 => tile_block::<4>(&block, &tiles, t, u, &rq, output, c0),
+                _ => tile_block::<1>(&block, &tiles, t, u, &rq, output, c0),
+            }
+            t += n;
         }
+    }
+}
+
+/// Where a layer's transformed input tiles come from.
+enum Inputs<'v> {
+    /// All of them, transformed once.
+    Whole(Transformed<'v>),
+    /// Transformed per tile block into this buffer (once per channel block).
+    PerBlock(&'v mut [MaybeUninit<[i32; 8]>]),
+}
+
+/// Transformed input tiles `first..first + count`, laid out `[xi][tile][icp]`.
+#[derive(Clone, Copy)]
+struct Transformed<'v> {
+    v: &'v [i32],
+    first: usize,
+    count: usize,
+}
+
+impl<'v> Transformed<'v> {
+    /// The `half` pairs of tile `t` at position `xi`.
+    #[inline(always)]
+    fn run(&self, xi: usize, t: usize, half: usize) -> Option<&'v [i32]> {
+        let at = (xi * self.count + t.checked_sub(self.first)?) * half;
+        self.v.get(at..at + half)
     }
 }
 
@@ -204,29 +249,22 @@ fn times_at(m: [__m256i; 4]) -> [__m256i; 2] {
     ]
 }
 
-/// `P` tiles from tile `t0` times the 16 channels from `c0`: input
-/// transform into `v` (`[xi][p][icp]`), one GEMM per position, output
-/// transform, bias, requantization, stores (HWC).
+/// `P` tiles from tile `t0` times the 16 channels from `c0`: one GEMM per
+/// position over the transformed inputs, output transform, bias,
+/// requantization, stores (HWC).
 #[inline]
 #[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments, clippy::needless_range_loop)] // indices are matrix positions
+#[allow(clippy::needless_range_loop)] // indices are matrix positions
 fn tile_block<const P: usize>(
-    wide: &[i32],
+    transformed: &Transformed<'_>,
     tiles: &Tiles,
     t0: usize,
     u: &[PackedPair],
-    v: &mut [MaybeUninit<[i32; 8]>],
     rq: &BlockQuant,
     output: &mut [i8],
     c0: usize,
 ) {
     let half = tiles.half;
-    let Some(v) = v.get_mut(..POSITIONS * P * half / 8) else {
-        return;
-    };
-    let Some(v) = transform_inputs::<P>(wide, tiles, t0, v) else {
-        return;
-    };
     if u.len() < POSITIONS * half {
         return;
     }
@@ -236,8 +274,10 @@ fn tile_block<const P: usize>(
         let weights = &u[xi * half..(xi + 1) * half];
         let mut xs: [&[i32]; P] = [&[]; P];
         for (p, x) in xs.iter_mut().enumerate() {
-            let at = (xi * P + p) * half;
-            *x = &v[at..at + half];
+            match transformed.run(xi, t0 + p, half) {
+                Some(run) => *x = run,
+                None => return,
+            }
         }
         let mut sums = [[_mm256_setzero_si256(); 2]; P];
         for (j, w) in weights.iter().enumerate() {
@@ -284,31 +324,37 @@ fn tile_block<const P: usize>(
     }
 }
 
-/// `B^T d B` of the `P` tiles from `t0`, 16 channels per vector, into `v`
-/// laid out `[xi][p][icp]` (in vectors of 8 pairs); `None` if a tile would
-/// read outside `wide` (never, for a layer [`covers`] admits).
+/// `B^T d B` of the `count` tiles from `first`, 16 channels per vector,
+/// into `v` laid out `[xi][tile][icp]` (in vectors of 8 pairs); `None` if
+/// `v` is too short or a tile would read outside `wide` (never, for a layer
+/// [`covers`] admits).
 #[inline]
 #[target_feature(enable = "avx2")]
-fn transform_inputs<'v, const P: usize>(
+fn transform_inputs<'v>(
     wide: &[i32],
     tiles: &Tiles,
-    t0: usize,
+    first: usize,
+    count: usize,
     v: &'v mut [MaybeUninit<[i32; 8]>],
-) -> Option<&'v [i32]> {
+) -> Option<Transformed<'v>> {
     // Every position starts a whole vector: `half` is a multiple of 8.
     let vectors = tiles.half / 8;
+    let v = v.get_mut(..POSITIONS * count * vectors)?;
     let wide = wide.as_chunks::<8>().0;
     let row = tiles.padded_width * vectors; // vectors per padded row
-    for p in 0..P {
-        let (oy, ox) = tiles.origin(t0 + p);
+    let reach = 3 * row + 4 * vectors; // vectors from a tile's first to its end
+    for p in 0..count {
+        let (oy, ox) = tiles.origin(first + p);
         // The tile's 4 x 4 input positions, `vectors` each.
-        let first = (oy * tiles.padded_width + ox) * vectors;
-        let tile = wide.get(first..first + 3 * row + 4 * vectors)?;
+        let start = (oy * tiles.padded_width + ox) * vectors;
+        let tile = wide.get(start..start + reach)?;
         for cv in 0..vectors {
             let mut d = [[_mm256_setzero_si256(); 4]; 4];
             for (r, d) in d.iter_mut().enumerate() {
                 for (c, d) in d.iter_mut().enumerate() {
-                    *d = bytemuck::cast(tile[r * row + c * vectors + cv]);
+                    // SAFETY: `r, c <= 3` and `cv < vectors`, so the index
+                    // is below `3 * row + 4 * vectors = tile.len()`.
+                    *d = bytemuck::cast(*unsafe { tile.get_unchecked(r * row + c * vectors + cv) });
                 }
             }
             // Along rows (index i), then along columns (index j).
@@ -321,14 +367,20 @@ fn transform_inputs<'v, const P: usize>(
             }
             for (i, e) in e.iter().enumerate() {
                 for (j, value) in times_bt(*e).iter().enumerate() {
-                    v[((4 * i + j) * P + p) * vectors + cv].write(bytemuck::cast(*value));
+                    let at = ((4 * i + j) * count + p) * vectors + cv;
+                    // SAFETY: `at < 16 * count * vectors = v.len()`.
+                    unsafe { v.get_unchecked_mut(at) }.write(bytemuck::cast(*value));
                 }
             }
         }
     }
-    // SAFETY: the loops wrote `v[(xi * P + p) * vectors + cv]` for every
-    // position `xi < 16`, tile `p < P` and `cv < vectors`: all of `v`,
-    // which the caller cut to `16 * P * half / 8` vectors.
+    // SAFETY: the loops wrote `v[(xi * count + p) * vectors + cv]` for every
+    // position `xi < 16`, tile `p < count` and `cv < vectors`: all of `v`
+    // (cut to `16 * count * vectors` above).
     let v: &[[i32; 8]] = unsafe { &*(v as *const [MaybeUninit<[i32; 8]>] as *const [[i32; 8]]) };
-    Some(v.as_flattened())
+    Some(Transformed {
+        v: v.as_flattened(),
+        first,
+        count,
+    })
 }
