@@ -168,9 +168,10 @@ impl Tiles {
 }
 
 /// `(2G) g (2G)^T` for every input pair and both 8-channel groups:
-/// `direct[tap * half + icp]` (taps `ky * 3 + kx`) to entry `xi * half +
-/// icp` of the result (positions `xi = 4 i + j`), written group by group
-/// into `u` (two vectors per entry). 16-bit lanes: both inputs of a pair
+/// `direct[tap * half + icp]` (taps `ky * 3 + kx`) to entry `icp * 16 +
+/// xi` of the result (positions `xi = 4 i + j`; one input pair's 16
+/// positions are contiguous, so the stores are sequential), written group
+/// by group into `u` (two vectors per entry). 16-bit lanes: both inputs of a pair
 /// and all 8 channels transform independently; `|u| <= 1152` never wraps.
 #[inline]
 #[target_feature(enable = "avx2")]
@@ -200,14 +201,14 @@ fn transform_weights<'u>(
             for j in 0..4 {
                 let column = times_2g(rows[0][j], rows[1][j], rows[2][j]);
                 for (i, value) in column.iter().enumerate() {
-                    let at = 2 * ((4 * i + j) * half + icp) + g;
+                    let at = 2 * (icp * POSITIONS + 4 * i + j) + g;
                     // SAFETY: `at < 2 * 16 * half = u.len()` (cut above).
                     unsafe { u.get_unchecked_mut(at) }.write(bytemuck::cast(*value));
                 }
             }
         }
     }
-    // SAFETY: the loops above wrote `u[2 * (xi * half + icp) + g]` for every
+    // SAFETY: the loops above wrote `u[2 * (icp * 16 + xi) + g]` for every
     // `xi < 16`, `icp < half` and `g < 2`, i.e. all of `u` (cut to `2 *
     // entries` above); `MaybeUninit<T>` has `T`'s layout.
     let u: &[[i32; 8]] = unsafe { &*(u as *const [MaybeUninit<[i32; 8]>] as *const [[i32; 8]]) };
@@ -271,7 +272,6 @@ fn tile_block<const P: usize>(
     // One GEMM per position; its sums are only stored (not zeroed first).
     let mut m = [const { MaybeUninit::<[[__m256i; 2]; P]>::uninit() }; POSITIONS];
     for (xi, m) in m.iter_mut().enumerate() {
-        let weights = &u[xi * half..(xi + 1) * half];
         let mut xs: [&[i32]; P] = [&[]; P];
         for (p, x) in xs.iter_mut().enumerate() {
             match transformed.run(xi, t0 + p, half) {
@@ -280,7 +280,9 @@ fn tile_block<const P: usize>(
             }
         }
         let mut sums = [[_mm256_setzero_si256(); 2]; P];
-        for (j, w) in weights.iter().enumerate() {
+        for j in 0..half {
+            // SAFETY: `j * 16 + xi < 16 * half <= u.len()` (checked above).
+            let w = unsafe { u.get_unchecked(j * POSITIONS + xi) };
             let wa: __m256i = bytemuck::cast(w[0]);
             let wb: __m256i = bytemuck::cast(w[1]);
             for (acc, x) in sums.iter_mut().zip(&xs) {
