@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Batch-1, single-thread encode latency: SeaCLR edge engine vs onnxruntime
-# (QDQ int8 export of the same blob), interleaved in one run so both see the
-# same machine load. Also the instruction count per inference (callgrind).
+# (QDQ int8 export of the same blob), interleaved round by round so both see
+# the same machine state. Also the instruction count per inference
+# (callgrind), which a noisy machine does not change.
 #
 #   bench/peers/edge_vs_onnxruntime.sh [MODEL.seaclr] [ROUNDS]
 #
-# Without MODEL the bench's synthetic seaclr-s blob is used (written to
-# target dir). Needs: pip install onnxruntime onnx numpy; valgrind.
+# Without MODEL the bench's synthetic seaclr-s blob is used (written to the
+# target dir). Each round runs 200 encodes of each runtime back to back and
+# takes their medians; the summary gives, per runtime, the median of round
+# medians and the fastest round's median, and the median over rounds of
+# onnxruntime's median / ours (the paired ratio: on a VM whose speed
+# changes from second to second, only runs next to each other compare).
+# Needs: pip install onnxruntime onnx numpy; valgrind.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-ROUNDS="${2:-3}"
+ROUNDS="${2:-20}"
 T_PORT="${CARGO_TARGET_DIR:-$HOME/.cache/seaclr-target-edge}"
 T_NATIVE="${T_PORT}-native"
 cargo build --release -q -p seaclr-edge --example encode_bench --target-dir "$T_PORT"
@@ -18,12 +24,27 @@ PORT="$T_PORT/release/examples/encode_bench"
 NATIVE="$T_NATIVE/release/examples/encode_bench"
 MODEL="${1:-$T_PORT/synthetic-seaclr-s.seaclr}"
 if [ -z "${1:-}" ]; then "$PORT" --iters 1 --warmup 0 --write-blob "$MODEL" >/dev/null; fi
+OUT="$(mktemp)"
 for r in $(seq "$ROUNDS"); do
-  echo "round $r"
-  echo "  edge (x86-64 baseline): $("$PORT" "$MODEL" --iters 300)"
-  echo "  edge (target-cpu=native): $("$NATIVE" "$MODEL" --iters 300)"
-  echo "  onnxruntime: $(python3 bench/peers/onnxruntime_int8.py "$MODEL" --iters 300)"
+  echo "edge-x86-64 $("$PORT" "$MODEL" --iters 200)" >>"$OUT"
+  echo "edge-native $("$NATIVE" "$MODEL" --iters 200)" >>"$OUT"
+  echo "onnxruntime $(python3 bench/peers/onnxruntime_int8.py "$MODEL" --iters 200)" >>"$OUT"
 done
+python3 - "$OUT" <<'PY'
+import json, statistics, sys
+rounds = {}
+for line in open(sys.argv[1]):
+    name, js = line.split(" ", 1)
+    rounds.setdefault(name, []).append(json.loads(js)["median_ns"] / 1e3)
+ort = rounds["onnxruntime"]
+for name, meds in rounds.items():
+    line = f"{name:12s} median of {len(meds)} round medians {statistics.median(meds):6.1f} us, fastest round {min(meds):6.1f} us"
+    if name != "onnxruntime":
+        ratios = [o / m for o, m in zip(ort, meds)]
+        line += f", onnxruntime / this per round: median {statistics.median(ratios):.2f}x (range {min(ratios):.2f} - {max(ratios):.2f})"
+    print(line)
+PY
+rm -f "$OUT"
 for bin in "$PORT" "$NATIVE"; do
   base=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$MODEL" --iters 0 2>&1 | sed -n 's/.*Collected : //p')
   ten=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$MODEL" --iters 10 --warmup 0 2>&1 | sed -n 's/.*Collected : //p')

@@ -9,6 +9,12 @@
 //!
 //! `reference` (host only) recomputes everything in the most obvious way;
 //! the tests demand bit-for-bit equality.
+//!
+//! Three conv kernels, all bit-exact: `conv3x3_portable` (every target,
+//! the one the microcontroller runs); on x86-64, `conv_avx2` (AVX2 found at
+//! run time: a GEMM-shaped direct kernel, and Winograd F(2x2, 3x3) in exact
+//! integer arithmetic for stride-1 layers) and, where that does not apply,
+//! the SSE2/AVX2 blocked kernel over `simd`.
 
 use seaclr_shared::blob::{Conv3x3, GlobalAvgPool, Linear, Requant, Shape};
 

@@ -1,5 +1,6 @@
-//! x86-64 inner block of the 3x3 convolution: `C` output channels times `P`
-//! output pixels per pass, so each widened input vector feeds `C` multiplies
+//! x86-64 inner block of the blocked 3x3 convolution (the fallback where
+//! `conv_avx2` does not run: no AVX2, or a layer it does not cover): `C`
+//! output channels times `P` output pixels per pass, so each widened input vector feeds `C` multiplies
 //! and each widened weight vector `P` (LLVM does not find this form from the
 //! portable kernel). SSE2 (`pmaddwd`, 8 products) is baseline on x86-64 and
 //! always compiled in; builds with AVX2 enabled (`-C target-cpu=native` on
