@@ -96,7 +96,19 @@ pub(crate) fn arb_conv(
     in_channels: usize,
     input_zero_point: i32,
 ) -> impl Strategy<Value = RefLayer> {
-    (1usize..=9, 1usize..=2).prop_flat_map(move |(out_channels, stride)| {
+    arb_conv_with(in_channels, input_zero_point, 1usize..=9, 1usize..=2)
+}
+
+/// A conv layer with output channels and strides from the given strategies
+/// and everything else random (weights in the blob's `[-127, 127]`; the
+/// extreme cases add -128).
+fn arb_conv_with(
+    in_channels: usize,
+    input_zero_point: i32,
+    out_channels: impl Strategy<Value = usize>,
+    strides: impl Strategy<Value = usize>,
+) -> impl Strategy<Value = RefLayer> {
+    (out_channels, strides).prop_flat_map(move |(out_channels, stride)| {
         (
             proptest::collection::vec(-127i32..=127, out_channels * in_channels * 9),
             proptest::collection::vec(-200_000i32..=200_000, out_channels),
@@ -440,60 +452,91 @@ fn seeded_case(
     (layer, x)
 }
 
+/// Every input-channel count against every `(h, w, cout, stride)` shape,
+/// with seeded random values and zero points cycling through `-128, 0,
+/// 127, -3, 5`.
+fn for_seeded_cases(
+    cins: &[usize],
+    shapes: &[(usize, usize, usize, usize)],
+    check: impl Fn(&RefLayer, &RefTensor),
+) {
+    for (i, &cin) in cins.iter().enumerate() {
+        for (j, &(h, w, cout, stride)) in shapes.iter().enumerate() {
+            let zp = [-128, 0, 127, -3, 5][(i + j) % 5];
+            let (layer, x) = seeded_case((h, w, cin, cout, stride), zp, (i * 97 + j) as u64);
+            check(&layer, &x);
+        }
+    }
+}
+
 #[test]
 fn simd_remainder_paths_match_reference() {
     // cin: below one vector, not a multiple of 8 / 16, exact multiples, and
     // rows of several vectors plus a tail; cout: blocks of 4 plus 1..3
     // single channels; odd and even widths (border pixels unpaired); both
     // strides; 1-pixel-wide images.
-    for (i, &cin) in [1usize, 3, 5, 8, 11, 16, 17, 24, 31, 32, 40]
-        .iter()
-        .enumerate()
-    {
-        for (j, &(h, w, cout, stride)) in [
+    for_seeded_cases(
+        &[1, 3, 5, 8, 11, 16, 17, 24, 31, 32, 40],
+        &[
             (5, 7, 4, 1),
             (6, 6, 7, 2),
             (4, 5, 9, 2),
             (3, 1, 6, 1),
             (1, 4, 5, 2),
             (7, 3, 8, 1),
-        ]
-        .iter()
-        .enumerate()
-        {
-            let zp = [-128, 0, 127, -3][(i + j) % 4];
-            let (layer, x) = seeded_case((h, w, cin, cout, stride), zp, (i * 31 + j) as u64);
-            all_kernels_match_reference(&layer, &x);
-        }
-    }
+        ],
+        all_kernels_match_reference,
+    );
 }
+
+/// A conv with every product at its largest (`|x - zp| = 255`, `|w| =
+/// 128`, all of one sign), saturating biases, every multiplier edge (0, 1,
+/// 2^31 - 1, and i32::MIN, which only a hand-made layer can hold) and
+/// shifts from 30 left to 31 right, cycling over the output channels.
+fn extreme_case(cin: usize, cout: usize, (zp, xv, wv): (i32, i32, i32)) -> (RefLayer, RefTensor) {
+    let bias = [i32::MAX - 5, i32::MIN + 5, 0, 1, -1, 7, 1 << 30, -(1 << 30)];
+    let m = [
+        i32::MAX,
+        1 << 30,
+        0,
+        1,
+        i32::MIN,
+        1_500_000_000,
+        i32::MAX,
+        7,
+    ];
+    let sh = [30, -31, 0, 5, 30, -12, -1, 2];
+    let layer = RefLayer::Conv3x3 {
+        in_channels: cin,
+        out_channels: cout,
+        stride: 1,
+        weights: std::vec![wv; cout * cin * 9],
+        bias: (0..cout).map(|c| bias[c % 8]).collect(),
+        quant: RefQuant {
+            input_zero_point: zp,
+            output_zero_point: 3,
+            activation_min: 3,
+            activation_max: 127,
+            multipliers: (0..cout).map(|c| m[c % 8]).collect(),
+            shifts: (0..cout).map(|c| sh[(c + c / 8) % 8]).collect(),
+        },
+    };
+    let x = RefTensor {
+        height: 4,
+        width: 5,
+        channels: cin,
+        values: std::vec![xv; 4 * 5 * cin],
+    };
+    (layer, x)
+}
+
+/// Input zero point, input value and weight of the extreme cases.
+const EXTREMES: [(i32, i32, i32); 3] = [(127, -128, 127), (-128, 127, -127), (127, -128, -128)];
 
 #[test]
 fn simd_extreme_values_match_reference() {
-    // |x - zp| = 255 and |w| = 128 everywhere: the largest products.
-    for (zp, xv, wv) in [(127, -128, 127), (-128, 127, -127), (127, -128, -128)] {
-        let cin = 37;
-        let layer = RefLayer::Conv3x3 {
-            in_channels: cin,
-            out_channels: 6,
-            stride: 1,
-            weights: std::vec![wv; 6 * cin * 9],
-            bias: std::vec![i32::MAX - 5, i32::MIN + 5, 0, 1, -1, 7],
-            quant: RefQuant {
-                input_zero_point: zp,
-                output_zero_point: 3,
-                activation_min: 3,
-                activation_max: 127,
-                multipliers: std::vec![i32::MAX, 1 << 30, 0, 1, i32::MAX, 1_500_000_000],
-                shifts: std::vec![30, -31, 0, 5, -1, -12],
-            },
-        };
-        let x = RefTensor {
-            height: 4,
-            width: 5,
-            channels: cin,
-            values: std::vec![xv; 4 * 5 * cin],
-        };
+    for extreme in EXTREMES {
+        let (layer, x) = extreme_case(37, 6, extreme);
         all_kernels_match_reference(&layer, &x);
     }
 }
@@ -597,57 +640,21 @@ fn gemm_regression_shapes_match_reference() {
         (9, 5, 16, 2),
         (4, 4, 32, 1),
     ];
-    for (i, &cin) in [1usize, 2, 4, 6, 10, 16, 18, 32, 34].iter().enumerate() {
-        for (j, &(h, w, cout, stride)) in shapes.iter().enumerate() {
-            let zp = [-128, 0, 127, -3, 5][(i + j) % 5];
-            let (layer, x) = seeded_case((h, w, cin, cout, stride), zp, (i * 97 + j) as u64);
-            gemm_matches_reference(&layer, &x);
-        }
-    }
+    for_seeded_cases(
+        &[1, 2, 4, 6, 10, 16, 18, 32, 34],
+        &shapes,
+        gemm_matches_reference,
+    );
 }
 
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn gemm_extreme_values_match_reference() {
-    // |x - zp| = 255 and |w| = 128 in every product, saturating biases,
-    // every multiplier edge (0, 1, 2^31 - 1, and i32::MIN, which only a
-    // hand-made layer can hold) and shifts from 30 left to 31 right.
+    // The first layer's single input channel and an even count (36 is not
+    // a multiple of 16, so it stays in the direct kernel), 16 channels.
     for cin in [1usize, 36] {
-        for (zp, xv, wv) in [(127, -128, 127), (-128, 127, -127), (127, -128, -128)] {
-            let m = [
-                i32::MAX,
-                1 << 30,
-                0,
-                1,
-                i32::MIN,
-                1_500_000_000,
-                i32::MAX,
-                7,
-            ];
-            let sh = [30, -31, 0, 5, 30, -12, -1, 2];
-            let layer = RefLayer::Conv3x3 {
-                in_channels: cin,
-                out_channels: 16,
-                stride: 1,
-                weights: std::vec![wv; 16 * cin * 9],
-                bias: (0..16)
-                    .map(|c| [i32::MAX - 5, i32::MIN + 5, 0, 1, -1, 7, 1 << 30, -(1 << 30)][c % 8])
-                    .collect(),
-                quant: RefQuant {
-                    input_zero_point: zp,
-                    output_zero_point: 3,
-                    activation_min: 3,
-                    activation_max: 127,
-                    multipliers: (0..16).map(|c| m[c % 8]).collect(),
-                    shifts: (0..16).map(|c| sh[(c + c / 8) % 8]).collect(),
-                },
-            };
-            let x = RefTensor {
-                height: 4,
-                width: 5,
-                channels: cin,
-                values: std::vec![xv; 4 * 5 * cin],
-            };
+        for extreme in EXTREMES {
+            let (layer, x) = extreme_case(cin, 16, extreme);
             gemm_matches_reference(&layer, &x);
         }
     }
@@ -687,30 +694,23 @@ proptest! {
     fn gemm_conv_matches_reference(
         (x, layer) in (1usize..=9, 1usize..=9, prop_oneof![Just(1usize), (1usize..=20).prop_map(|c| 2 * c)], -128i32..=127)
             .prop_flat_map(|(h, w, c, zp)| {
-                let conv = (prop_oneof![Just(16usize), Just(32)], 1usize..=2).prop_flat_map(move |(cout, stride)| {
-                    (
-                        proptest::collection::vec(-128i32..=127, cout * c * 9),
-                        proptest::collection::vec(-200_000i32..=200_000, cout),
-                        arb_quant(cout, zp),
-                    )
-                        .prop_map(move |(weights, bias, quant)| RefLayer::Conv3x3 {
-                            in_channels: c,
-                            out_channels: cout,
-                            stride,
-                            weights,
-                            bias,
-                            quant,
-                        })
-                });
-                (arb_tensor(h, w, c), conv)
+                (arb_tensor(h, w, c), arb_conv_with(c, zp, prop_oneof![Just(16usize), Just(32)], 1usize..=2))
             })
     ) {
-        let want = reference::run_layer(&layer, &x).values;
-        if conv_avx2::available() {
-            prop_assert_eq!(kernel_run_with(&layer, &x, gemm_only), want.clone());
-        }
-        prop_assert_eq!(kernel_run_with(&layer, &x, conv3x3), want);
+        gemm_and_dispatch_match_reference(&layer, &x)?;
     }
+}
+
+/// [`gemm_matches_reference`] for proptest: the GEMM kernel alone (where
+/// this CPU runs it) and the dispatcher.
+#[cfg(target_arch = "x86_64")]
+fn gemm_and_dispatch_match_reference(layer: &RefLayer, x: &RefTensor) -> Result<(), TestCaseError> {
+    let want = reference::run_layer(layer, x).values;
+    if conv_avx2::available() {
+        prop_assert_eq!(kernel_run_with(layer, x, gemm_only), want.clone());
+    }
+    prop_assert_eq!(kernel_run_with(layer, x, conv3x3), want);
+    Ok(())
 }
 
 // ---- the Winograd F(2x2, 3x3) path (stride 1, even sides, cin % 16 == 0) ----
@@ -733,13 +733,8 @@ fn winograd_shapes_match_reference() {
         (8, 8, 16),
         (2, 14, 16),
     ];
-    for (i, &cin) in [16usize, 32, 48, 128].iter().enumerate() {
-        for (j, &(h, w, cout)) in shapes.iter().enumerate() {
-            let zp = [-128, 0, 127, -3, 5][(i + j) % 5];
-            let (layer, x) = seeded_case((h, w, cin, cout, 1), zp, (i * 131 + j) as u64);
-            gemm_matches_reference(&layer, &x);
-        }
-    }
+    let shapes = shapes.map(|(h, w, cout)| (h, w, cout, 1));
+    for_seeded_cases(&[16, 32, 48, 128], &shapes, gemm_matches_reference);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -803,28 +798,9 @@ proptest! {
         (x, layer) in (1usize..=5, 1usize..=5, 1usize..=3, -128i32..=127)
             .prop_flat_map(|(th, tw, c16, zp)| {
                 let c = 16 * c16;
-                let conv = prop_oneof![Just(16usize), Just(32)].prop_flat_map(move |cout| {
-                    (
-                        proptest::collection::vec(-128i32..=127, cout * c * 9),
-                        proptest::collection::vec(-200_000i32..=200_000, cout),
-                        arb_quant(cout, zp),
-                    )
-                        .prop_map(move |(weights, bias, quant)| RefLayer::Conv3x3 {
-                            in_channels: c,
-                            out_channels: cout,
-                            stride: 1,
-                            weights,
-                            bias,
-                            quant,
-                        })
-                });
-                (arb_tensor(2 * th, 2 * tw, c), conv)
+                (arb_tensor(2 * th, 2 * tw, c), arb_conv_with(c, zp, prop_oneof![Just(16usize), Just(32)], Just(1usize)))
             })
     ) {
-        let want = reference::run_layer(&layer, &x).values;
-        if conv_avx2::available() {
-            prop_assert_eq!(kernel_run_with(&layer, &x, gemm_only), want.clone());
-        }
-        prop_assert_eq!(kernel_run_with(&layer, &x, conv3x3), want);
+        gemm_and_dispatch_match_reference(&layer, &x)?;
     }
 }
