@@ -186,3 +186,74 @@ fn foreign_preprocessing_is_refused() {
         }
     );
 }
+
+/// A checked blob's layers in the reference's form.
+fn reference_layers(blob: &Blob<'_>) -> Vec<RefLayer> {
+    let quant = |rq: &seaclr_shared::blob::Requant<'_>| reference::RefQuant {
+        input_zero_point: rq.input_zero_point as i32,
+        output_zero_point: rq.output_zero_point as i32,
+        activation_min: rq.activation_min as i32,
+        activation_max: rq.activation_max as i32,
+        multipliers: rq.multipliers.iter().collect(),
+        shifts: rq.shifts.iter().map(i32::from).collect(),
+    };
+    let weights = |w: &[u8]| w.iter().map(|&v| v as i8 as i32).collect();
+    blob.layers()
+        .map(|layer| match layer {
+            Layer::Conv3x3(c) => RefLayer::Conv3x3 {
+                in_channels: c.in_channels as usize,
+                out_channels: c.out_channels as usize,
+                stride: c.stride as usize,
+                weights: weights(c.weights.0),
+                bias: c.bias.iter().collect(),
+                quant: quant(&c.requant),
+            },
+            Layer::GlobalAvgPool(p) => RefLayer::GlobalAvgPool {
+                quant: quant(&p.requant),
+            },
+            Layer::Linear(l) => RefLayer::Linear {
+                out_features: l.out_features as usize,
+                weights: weights(l.weights.0),
+                bias: l.bias.iter().collect(),
+                quant: quant(&l.requant),
+            },
+        })
+        .collect()
+}
+
+#[test]
+fn committed_model_matches_reference() {
+    // The default blob at its real shapes (64 x 64 in, 16 to 128 channels):
+    // on x86-64 with AVX2 its stride-1 layers take the Winograd path (the
+    // 32 x 32 x 16 one block by block, the others whole), its stride-2
+    // layers and first layer the GEMM kernel, with 6-, 4- and 1-pixel
+    // blocks; everywhere else the portable kernel.
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/seaclr-s.seaclr");
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    let engine = Engine::new(&bytes).unwrap();
+    let layers = reference_layers(engine.blob());
+    let n = engine.input_size();
+    let mut arena = std::vec![0u8; engine.arena_bytes()];
+    let mut out = std::vec![0i8; engine.embedding_dim()];
+    let mut s = 0x5eac1e55u64;
+    for image in 0..3 {
+        // White, a dark ellipse on white, and noise.
+        let pixels: Vec<u8> = (0..n * n)
+            .map(|i| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                let (y, x) = ((i / n) as i64 - n as i64 / 2, (i % n) as i64 - n as i64 / 2);
+                match image {
+                    0 => 255,
+                    1 if y * y + 2 * x * x < (n * n / 8) as i64 => (s % 120) as u8,
+                    1 => 255,
+                    _ => s as u8,
+                }
+            })
+            .collect();
+        engine.encode(&pixels, &mut arena, &mut out).unwrap();
+        let got: Vec<i32> = out.iter().map(|&v| v as i32).collect();
+        assert_eq!(got, reference::run(&layers, n, &pixels), "image {image}");
+    }
+}
