@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::kernels::reference::{self, RefLayer};
-use crate::kernels::tests::{arb_conv, arb_quant, to_owned};
+use crate::kernels::tests::{arb_conv_with, arb_quant, to_owned};
 use proptest::prelude::*;
 use seaclr_shared::blob::write::{ModelInfo, write_owned};
 use std::vec::Vec;
@@ -21,10 +21,24 @@ fn conv_out(layer: &RefLayer) -> (usize, i32) {
 
 /// Two random convs (the second reads the first's zero point), then a pool.
 fn arb_model() -> impl Strategy<Value = (usize, Vec<RefLayer>)> {
-    (1usize..=10, arb_conv(1, -128))
-        .prop_flat_map(|(size, l1)| {
+    arb_model_with(1usize..=9, 1usize..=9)
+}
+
+/// [`arb_model`] with the convs' output channels drawn from the given
+/// strategies (16 and 32 put both layers on the x86-64 GEMM and Winograd
+/// paths).
+fn arb_model_with(
+    first: impl Strategy<Value = usize> + Clone + 'static,
+    second: impl Strategy<Value = usize> + Clone + 'static,
+) -> impl Strategy<Value = (usize, Vec<RefLayer>)> {
+    (1usize..=10, arb_conv_with(1, -128, first, 1usize..=2))
+        .prop_flat_map(move |(size, l1)| {
             let (c1, zp) = conv_out(&l1);
-            (Just(size), Just(l1), arb_conv(c1, zp))
+            (
+                Just(size),
+                Just(l1),
+                arb_conv_with(c1, zp, second.clone(), 1usize..=2),
+            )
         })
         .prop_flat_map(|(size, l1, l2)| {
             let zp = conv_out(&l2).1;
@@ -62,20 +76,53 @@ proptest! {
 
     #[test]
     fn engine_matches_reference((size, layers) in arb_model(), seed in any::<u64>(), offset in 0usize..4) {
-        let blob = blob_of(size, &layers);
-        let engine = Engine::new(&blob).unwrap();
-        let mut s = seed | 1;
-        let image: Vec<u8> = (0..size * size).map(|_| { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s as u8 }).collect();
-        // The arena may start anywhere: exercise misaligned starts.
-        let mut arena = std::vec![0xAAu8; engine.arena_bytes() + offset];
-        let mut out = std::vec![0i8; engine.embedding_dim()];
-        let encoded = engine.encode(&image, &mut arena[offset..], &mut out).unwrap();
-        let expected = reference::run(&layers, size, &image);
-        prop_assert_eq!(out.iter().map(|&v| v as i32).collect::<Vec<_>>(), expected.clone());
-        let zp = engine.header().output_zero_point as i32;
-        let sq: i64 = expected.iter().map(|&v| ((v - zp) * (v - zp)) as i64).sum();
-        prop_assert_eq!(encoded.norm_squared as i64, sq);
+        engine_runs_like_reference(size, &layers, seed, offset)?;
     }
+
+    #[test]
+    fn engine_with_16_channel_blocks_matches_reference(
+        (size, layers) in arb_model_with(Just(16usize), prop_oneof![Just(16usize), Just(32)]),
+        seed in any::<u64>(),
+        offset in 0usize..4,
+    ) {
+        engine_runs_like_reference(size, &layers, seed, offset)?;
+    }
+}
+
+/// Blob, engine and reference on one random image; the arena starts
+/// `offset` bytes into its buffer.
+fn engine_runs_like_reference(
+    size: usize,
+    layers: &[RefLayer],
+    seed: u64,
+    offset: usize,
+) -> Result<(), TestCaseError> {
+    let blob = blob_of(size, layers);
+    let engine = Engine::new(&blob).unwrap();
+    let mut s = seed | 1;
+    let image: Vec<u8> = (0..size * size)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s as u8
+        })
+        .collect();
+    // The arena may start anywhere: exercise misaligned starts.
+    let mut arena = std::vec![0xAAu8; engine.arena_bytes() + offset];
+    let mut out = std::vec![0i8; engine.embedding_dim()];
+    let encoded = engine
+        .encode(&image, &mut arena[offset..], &mut out)
+        .unwrap();
+    let expected = reference::run(layers, size, &image);
+    prop_assert_eq!(
+        out.iter().map(|&v| v as i32).collect::<Vec<_>>(),
+        expected.clone()
+    );
+    let zp = engine.header().output_zero_point as i32;
+    let sq: i64 = expected.iter().map(|&v| ((v - zp) * (v - zp)) as i64).sum();
+    prop_assert_eq!(encoded.norm_squared as i64, sq);
+    Ok(())
 }
 
 fn small_blob() -> Vec<u8> {

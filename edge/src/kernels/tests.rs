@@ -92,7 +92,7 @@ fn arb_tensor(height: usize, width: usize, channels: usize) -> impl Strategy<Val
     })
 }
 
-pub(crate) fn arb_conv(
+fn arb_conv(
     in_channels: usize,
     input_zero_point: i32,
 ) -> impl Strategy<Value = RefLayer> {
@@ -102,7 +102,7 @@ pub(crate) fn arb_conv(
 /// A conv layer with output channels and strides from the given strategies
 /// and everything else random (weights in the blob's `[-127, 127]`; the
 /// extreme cases add -128).
-fn arb_conv_with(
+pub(crate) fn arb_conv_with(
     in_channels: usize,
     input_zero_point: i32,
     out_channels: impl Strategy<Value = usize>,
