@@ -92,10 +92,7 @@ fn arb_tensor(height: usize, width: usize, channels: usize) -> impl Strategy<Val
     })
 }
 
-fn arb_conv(
-    in_channels: usize,
-    input_zero_point: i32,
-) -> impl Strategy<Value = RefLayer> {
+fn arb_conv(in_channels: usize, input_zero_point: i32) -> impl Strategy<Value = RefLayer> {
     arb_conv_with(in_channels, input_zero_point, 1usize..=9, 1usize..=2)
 }
 

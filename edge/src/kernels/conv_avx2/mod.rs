@@ -216,7 +216,8 @@ fn blocks<const STEP: usize>(
         block::<PIXELS, STEP>(wide, g, q, starts.take(), packed, rq, output, cout, c0);
         q += PIXELS;
     }
-    // Square outputs of even side leave 4 (64 x 64 / 6 = 682 rest 4, ...).
+    // Square outputs of even side leave 4 (32 x 32 = 170 x 6 + 4, and so
+    // do 16 x 16, 8 x 8 and 4 x 4).
     while q + 4 <= pixels {
         block::<4, STEP>(wide, g, q, starts.take(), packed, rq, output, cout, c0);
         q += 4;
@@ -285,7 +286,8 @@ impl Starts<'_> {
 }
 
 /// `P` output pixels from pixel `q0` (row-major; `start` from
-/// [`Geometry::starts`]) times the 16 channels from `c0`: sums over the three kernel rows, requantized into `output` (HWC).
+/// [`Geometry::starts`]) times the 16 channels from `c0`: sums over the
+/// three kernel rows, requantized into `output` (HWC).
 #[inline]
 #[target_feature(enable = "avx2")]
 #[allow(clippy::too_many_arguments)]
