@@ -1,7 +1,7 @@
 //! x86-64 inner block of the blocked 3x3 convolution (the fallback where
 //! `conv_avx2` does not run: no AVX2, or a layer it does not cover): `C`
-//! output channels times `P` output pixels per pass, so each widened input vector feeds `C` multiplies
-//! and each widened weight vector `P` (LLVM does not find this form from the
+//! output channels times `P` output pixels per pass, so each widened input
+//! vector feeds `C` multiplies and each widened weight vector `P` (LLVM does not find this form from the
 //! portable kernel). SSE2 (`pmaddwd`, 8 products) is baseline on x86-64 and
 //! always compiled in; builds with AVX2 enabled (`-C target-cpu=native` on
 //! this host) use `vpmaddwd` (16 products) instead. No runtime detection:
@@ -246,9 +246,12 @@ pub(super) fn requantize4<const P: usize>(
             l.copy_from_slice(d);
         }
         let twice = |v: [i32; 4]| [v[0], v[1], v[2], v[3], v[0], v[1], v[2], v[3]];
-        // SAFETY: `requantize8_avx2` only needs AVX2, which this build
-        // enables for every function (`cfg(target_feature = "avx2")` above).
-        let r = unsafe { requantize8_avx2(lanes, twice(bias), twice(multiplier), twice(shift), q) };
+        // SAFETY: `Requant8` only needs AVX2, which this build enables for
+        // every function (`cfg(target_feature = "avx2")` above).
+        let r: [i32; 8] = unsafe {
+            let rq = Requant8::new(twice(bias), twice(multiplier), twice(shift), q);
+            bytemuck::cast(rq.apply(bytemuck::cast(lanes)))
+        };
         return core::array::from_fn(|p| core::array::from_fn(|c| r[(4 * p + c) % 8] as i8));
     }
     core::array::from_fn(|p| {
@@ -276,9 +279,11 @@ pub(super) fn requantize8(
 ) -> [i8; 8] {
     #[cfg(target_feature = "avx2")]
     {
-        // SAFETY: `requantize8_avx2` only needs AVX2, which this build
-        // enables for every function (`cfg(target_feature = "avx2")` above).
-        let r = unsafe { requantize8_avx2(d, bias, multiplier, shift, q) };
+        // SAFETY: `Requant8` only needs AVX2, which this build enables for
+        // every function (`cfg(target_feature = "avx2")` above).
+        let r: [i32; 8] = unsafe {
+            bytemuck::cast(Requant8::new(bias, multiplier, shift, q).apply(bytemuck::cast(d)))
+        };
         r.map(|v| v as i8)
     }
     #[cfg(not(target_feature = "avx2"))]
@@ -287,75 +292,123 @@ pub(super) fn requantize8(
     }
 }
 
-/// [`super::multiply_by_quantized_multiplier`] (gemmlowp / TFLite) in 8
-/// lanes, then zero point and clamp; see the scalar steps for the rounding.
-/// Products are formed in 64-bit lanes (even and odd lanes separately);
-/// only the low 32 bits of `(ab + nudge) / 2^31` are kept, which a logical
-/// shift gives as exactly as an arithmetic one.
-#[cfg(target_feature = "avx2")]
+/// [`super::multiply_by_quantized_multiplier`] (gemmlowp / TFLite), then
+/// zero point and clamp, in 8 lanes: per-lane bias, multiplier and shift
+/// turned into vector constants once ([`Requant8::new`]), so a kernel that
+/// applies them to many accumulators pays only [`Requant8::apply`].
+/// Products are formed in 64-bit lanes (even and odd lanes separately).
+#[derive(Clone, Copy)]
+pub(super) struct Requant8 {
+    bias: __m256i,
+    multiplier: __m256i,
+    /// The multipliers of the odd lanes moved to the even ones (where
+    /// `vpmuldq` reads its operands).
+    multiplier_odd: __m256i,
+    /// Whether any lane shifts left (else that step is skipped).
+    any_left: bool,
+    /// Whether any multiplier is `i32::MIN`, the only one that can hit
+    /// the high multiply's overflow case (else that check is skipped).
+    any_min_multiplier: bool,
+    left: __m256i,
+    right: __m256i,
+    /// `(1 << right) - 1`.
+    mask: __m256i,
+    /// `mask >> 1`.
+    half_mask: __m256i,
+    /// `min - zero_point` and `max - zero_point`.
+    min: __m256i,
+    max: __m256i,
+    zero_point: __m256i,
+}
+
+impl Requant8 {
+    /// The constants for these lanes' bias, multiplier and shift.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) fn new(
+        bias: [i32; 8],
+        multiplier: [i32; 8],
+        shift: [i32; 8],
+        q: OutQuant,
+    ) -> Requant8 {
+        let zero = _mm256_setzero_si256();
+        let one = _mm256_set1_epi32(1);
+        let m: __m256i = bytemuck::cast(multiplier);
+        let shift: __m256i = bytemuck::cast(shift);
+        let right = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
+        let mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
+        let min_multiplier = _mm256_cmpeq_epi32(m, _mm256_set1_epi32(i32::MIN));
+        Requant8 {
+            bias: bytemuck::cast(bias),
+            multiplier: m,
+            multiplier_odd: _mm256_srli_epi64::<32>(m),
+            any_left: _mm256_movemask_epi8(_mm256_cmpgt_epi32(shift, zero)) != 0,
+            any_min_multiplier: _mm256_movemask_epi8(min_multiplier) != 0,
+            left: _mm256_max_epi32(shift, zero),
+            right,
+            mask,
+            half_mask: _mm256_srai_epi32::<1>(mask),
+            min: _mm256_set1_epi32(q.min - q.zero_point),
+            max: _mm256_set1_epi32(q.max - q.zero_point),
+            zero_point: _mm256_set1_epi32(q.zero_point),
+        }
+    }
+
+    /// `kernels::requantize` of `bias + acc` in every lane (wrapping add).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) fn apply(&self, acc: __m256i) -> __m256i {
+        let one = _mm256_set1_epi32(1);
+        let x = _mm256_add_epi32(acc, self.bias);
+        let (m, left, right) = (self.multiplier, self.left, self.right);
+        let x = if self.any_left {
+            // x.saturating_mul(1 << left): exact iff shifting back restores x.
+            let shifted = _mm256_sllv_epi32(x, left);
+            let exact = _mm256_cmpeq_epi32(_mm256_srav_epi32(shifted, left), x);
+            let saturated =
+                _mm256_xor_si256(_mm256_set1_epi32(i32::MAX), _mm256_srai_epi32::<31>(x));
+            _mm256_blendv_epi8(saturated, shifted, exact)
+        } else {
+            x
+        };
+        // saturating_rounding_doubling_high_mul(x, m), in 64-bit lanes.
+        let even = rounded_high_half(_mm256_mul_epi32(x, m));
+        let odd = rounded_high_half(_mm256_mul_epi32(
+            _mm256_srli_epi64::<32>(x),
+            self.multiplier_odd,
+        ));
+        let h = _mm256_blend_epi32::<0b1010_1010>(even, _mm256_slli_epi64::<32>(odd));
+        let h = if self.any_min_multiplier {
+            let min = _mm256_set1_epi32(i32::MIN);
+            let overflow = _mm256_and_si256(_mm256_cmpeq_epi32(x, min), _mm256_cmpeq_epi32(m, min));
+            _mm256_blendv_epi8(h, _mm256_set1_epi32(i32::MAX), overflow)
+        } else {
+            h
+        };
+        // rounding_divide_by_pot(h, right).
+        let remainder = _mm256_and_si256(h, self.mask);
+        let threshold = _mm256_add_epi32(
+            self.half_mask,
+            _mm256_and_si256(_mm256_srai_epi32::<31>(h), one),
+        );
+        let r = _mm256_add_epi32(
+            _mm256_srav_epi32(h, right),
+            _mm256_and_si256(_mm256_cmpgt_epi32(remainder, threshold), one),
+        );
+        // saturating_add(zp).clamp(min, max) == clamp(min - zp, max - zp) + zp.
+        let r = _mm256_max_epi32(_mm256_min_epi32(r, self.max), self.min);
+        _mm256_add_epi32(r, self.zero_point)
+    }
+}
+
+/// gemmlowp's rounding of `p / 2^31` in each 64-bit lane: `(p + nudge) /
+/// 2^31` toward zero with nudge `2^30` (or `1 - 2^30` for negative `p`).
+/// Both cases are `floor((p + 2^30) / 2^31)`: for `p < 0`, `t = p + 1 -
+/// 2^30` is negative and truncating it is `floor((t + 2^31 - 1) / 2^31)`.
+/// Only the low 32 bits of each lane are used, which a logical shift gives
+/// as exactly as an arithmetic one (`|p| <= 2^62`, so nothing overflows).
 #[inline]
 #[target_feature(enable = "avx2")]
-fn requantize8_avx2(
-    acc: [i32; 8],
-    bias: [i32; 8],
-    multiplier: [i32; 8],
-    shift: [i32; 8],
-    q: OutQuant,
-) -> [i32; 8] {
-    let zero = _mm256_setzero_si256();
-    let one = _mm256_set1_epi32(1);
-    let x = _mm256_add_epi32(bytemuck::cast(acc), bytemuck::cast(bias));
-    let m: __m256i = bytemuck::cast(multiplier);
-    let shift: __m256i = bytemuck::cast(shift);
-    let left = _mm256_max_epi32(shift, zero);
-    let right = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
-    // x.saturating_mul(1 << left): exact iff shifting back restores x.
-    let shifted = _mm256_sllv_epi32(x, left);
-    let exact = _mm256_cmpeq_epi32(_mm256_srav_epi32(shifted, left), x);
-    let saturated = _mm256_xor_si256(_mm256_set1_epi32(i32::MAX), _mm256_srai_epi32::<31>(x));
-    let x = _mm256_blendv_epi8(saturated, shifted, exact);
-    // saturating_rounding_doubling_high_mul(x, m).
-    let high = |p: __m256i| {
-        let nudge = _mm256_blendv_epi8(
-            _mm256_set1_epi64x(1 << 30),
-            _mm256_set1_epi64x(1 - (1 << 30)),
-            _mm256_cmpgt_epi64(zero, p),
-        );
-        let t = _mm256_add_epi64(p, nudge);
-        // Division toward zero: bias negative values by 2^31 - 1.
-        let t = _mm256_add_epi64(
-            t,
-            _mm256_and_si256(
-                _mm256_cmpgt_epi64(zero, t),
-                _mm256_set1_epi64x((1 << 31) - 1),
-            ),
-        );
-        _mm256_srli_epi64::<31>(t)
-    };
-    let even = high(_mm256_mul_epi32(x, m));
-    let odd = high(_mm256_mul_epi32(
-        _mm256_srli_epi64::<32>(x),
-        _mm256_srli_epi64::<32>(m),
-    ));
-    let h = _mm256_blend_epi32::<0b1010_1010>(even, _mm256_slli_epi64::<32>(odd));
-    let min = _mm256_set1_epi32(i32::MIN);
-    let overflow = _mm256_and_si256(_mm256_cmpeq_epi32(x, min), _mm256_cmpeq_epi32(m, min));
-    let h = _mm256_blendv_epi8(h, _mm256_set1_epi32(i32::MAX), overflow);
-    // rounding_divide_by_pot(h, right).
-    let mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
-    let remainder = _mm256_and_si256(h, mask);
-    let threshold = _mm256_add_epi32(
-        _mm256_srai_epi32::<1>(mask),
-        _mm256_and_si256(_mm256_srai_epi32::<31>(h), one),
-    );
-    let r = _mm256_add_epi32(
-        _mm256_srav_epi32(h, right),
-        _mm256_and_si256(_mm256_cmpgt_epi32(remainder, threshold), one),
-    );
-    // saturating_add(zp).clamp(min, max) == clamp(min - zp, max - zp) + zp.
-    let r = _mm256_max_epi32(
-        _mm256_min_epi32(r, _mm256_set1_epi32(q.max - q.zero_point)),
-        _mm256_set1_epi32(q.min - q.zero_point),
-    );
-    bytemuck::cast(_mm256_add_epi32(r, _mm256_set1_epi32(q.zero_point)))
+fn rounded_high_half(p: __m256i) -> __m256i {
+    _mm256_srli_epi64::<31>(_mm256_add_epi64(p, _mm256_set1_epi64x(1 << 30)))
 }

@@ -42,6 +42,7 @@
 //! why), which spares a memset of each per layer.
 #![allow(unsafe_code)]
 
+use super::simd::{OutQuant, Requant8};
 use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicU8, Ordering};
@@ -503,61 +504,30 @@ fn transpose8x8(r: [__m256i; 8]) -> [__m256i; 8] {
     ]
 }
 
-/// Bias and requantization constants of one 16-channel block, as vectors
-/// (per group of 8 channels), so [`BlockQuant::apply`] is all lane-wise.
-struct BlockQuant {
-    bias: [__m256i; 2],
-    multiplier: [__m256i; 2],
-    /// The multipliers of the odd lanes moved to the even ones (where
-    /// `vpmuldq` reads its operands).
-    multiplier_odd: [__m256i; 2],
-    /// Whether any channel shifts left (else that step is skipped).
-    any_left: bool,
-    /// Whether any multiplier is `i32::MIN`, the only one that can hit
-    /// the high multiply's overflow case (else that check is skipped).
-    any_min_multiplier: bool,
-    left: [__m256i; 2],
-    right: [__m256i; 2],
-    /// `(1 << right) - 1`.
-    mask: [__m256i; 2],
-    /// `mask >> 1`.
-    half_mask: [__m256i; 2],
-    /// `activation_min - zp` and `activation_max - zp`.
-    min: __m256i,
-    max: __m256i,
-    zero_point: __m256i,
-}
+/// Bias and requantization constants of one 16-channel block, one
+/// [`Requant8`] per group of 8 channels.
+struct BlockQuant([Requant8; 2]);
 
 impl BlockQuant {
     #[inline]
     #[target_feature(enable = "avx2")]
     fn new(layer: &Conv3x3<'_>, c0: usize) -> BlockQuant {
         let rq = &layer.requant;
-        let lanes = |f: &dyn Fn(usize) -> i32| -> [__m256i; 2] {
-            core::array::from_fn(|g| {
-                let v: [i32; 8] = core::array::from_fn(|j| f(c0 + 8 * g + j));
-                bytemuck::cast(v)
-            })
+        let q = OutQuant {
+            zero_point: rq.output_zero_point as i32,
+            min: rq.activation_min as i32,
+            max: rq.activation_max as i32,
         };
-        let shift = |c: usize| rq.shifts.get(c).unwrap_or(0) as i32;
-        let right = |c: usize| (-shift(c)).max(0);
-        let zp = rq.output_zero_point as i32;
+        let lanes = |g: usize, f: &dyn Fn(usize) -> i32| -> [i32; 8] {
+            core::array::from_fn(|j| f(c0 + 8 * g + j))
+        };
+        let bias = |c: usize| layer.bias.get(c).unwrap_or(0);
         let multiplier = |c: usize| rq.multipliers.get(c).unwrap_or(0);
-        let channels = c0..c0 + OC_BLOCK;
-        BlockQuant {
-            bias: lanes(&|c| layer.bias.get(c).unwrap_or(0)),
-            multiplier: lanes(&multiplier),
-            multiplier_odd: lanes(&|c| multiplier(c ^ 1)),
-            any_left: channels.clone().any(|c| shift(c) > 0),
-            any_min_multiplier: channels.clone().any(|c| multiplier(c) == i32::MIN),
-            left: lanes(&|c| shift(c).max(0)),
-            right: lanes(&right),
-            mask: lanes(&|c| ((1i64 << right(c)) - 1) as i32),
-            half_mask: lanes(&|c| (((1i64 << right(c)) - 1) as i32) >> 1),
-            min: _mm256_set1_epi32(rq.activation_min as i32 - zp),
-            max: _mm256_set1_epi32(rq.activation_max as i32 - zp),
-            zero_point: _mm256_set1_epi32(zp),
-        }
+        let shift = |c: usize| rq.shifts.get(c).unwrap_or(0) as i32;
+        BlockQuant([
+            Requant8::new(lanes(0, &bias), lanes(0, &multiplier), lanes(0, &shift), q),
+            Requant8::new(lanes(1, &bias), lanes(1, &multiplier), lanes(1, &shift), q),
+        ])
     }
 
     /// 16 accumulators (two groups of 8 channels) to 16 int8 outputs in
@@ -565,71 +535,11 @@ impl BlockQuant {
     #[inline]
     #[target_feature(enable = "avx2")]
     fn apply(&self, acc: &[__m256i; 2]) -> __m128i {
-        let q = [self.requantize8(acc[0], 0), self.requantize8(acc[1], 1)];
+        let q = [self.0[0].apply(acc[0]), self.0[1].apply(acc[1])];
         // packs_epi32 interleaves 128-bit halves: [a0-3 b0-3 | a4-7 b4-7].
         let words = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(q[0], q[1]));
         // Values are already clamped to i8, so the saturating packs are exact.
         let bytes = _mm256_packs_epi16(words, words); // [a0-7 a0-7 | b0-7 b0-7]
         _mm256_castsi256_si128(_mm256_permute4x64_epi64::<0b11_01_10_00>(bytes))
     }
-
-    /// The lane-wise steps of `kernels::multiply_by_quantized_multiplier`,
-    /// then zero point and clamp (as `simd::requantize8_avx2`, with the
-    /// per-channel constants precomputed).
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn requantize8(&self, acc: __m256i, g: usize) -> __m256i {
-        let one = _mm256_set1_epi32(1);
-        let x = _mm256_add_epi32(acc, self.bias[g]);
-        let (m, left, right) = (self.multiplier[g], self.left[g], self.right[g]);
-        let x = if self.any_left {
-            // x.saturating_mul(1 << left): exact iff shifting back restores x.
-            let shifted = _mm256_sllv_epi32(x, left);
-            let exact = _mm256_cmpeq_epi32(_mm256_srav_epi32(shifted, left), x);
-            let saturated =
-                _mm256_xor_si256(_mm256_set1_epi32(i32::MAX), _mm256_srai_epi32::<31>(x));
-            _mm256_blendv_epi8(saturated, shifted, exact)
-        } else {
-            x
-        };
-        // saturating_rounding_doubling_high_mul(x, m), in 64-bit lanes.
-        let even = rounded_high_half(_mm256_mul_epi32(x, m));
-        let odd = rounded_high_half(_mm256_mul_epi32(
-            _mm256_srli_epi64::<32>(x),
-            self.multiplier_odd[g],
-        ));
-        let h = _mm256_blend_epi32::<0b1010_1010>(even, _mm256_slli_epi64::<32>(odd));
-        let h = if self.any_min_multiplier {
-            let min = _mm256_set1_epi32(i32::MIN);
-            let overflow = _mm256_and_si256(_mm256_cmpeq_epi32(x, min), _mm256_cmpeq_epi32(m, min));
-            _mm256_blendv_epi8(h, _mm256_set1_epi32(i32::MAX), overflow)
-        } else {
-            h
-        };
-        // rounding_divide_by_pot(h, right).
-        let remainder = _mm256_and_si256(h, self.mask[g]);
-        let threshold = _mm256_add_epi32(
-            self.half_mask[g],
-            _mm256_and_si256(_mm256_srai_epi32::<31>(h), one),
-        );
-        let r = _mm256_add_epi32(
-            _mm256_srav_epi32(h, right),
-            _mm256_and_si256(_mm256_cmpgt_epi32(remainder, threshold), one),
-        );
-        // saturating_add(zp).clamp(min, max) == clamp(min - zp, max - zp) + zp.
-        let r = _mm256_max_epi32(_mm256_min_epi32(r, self.max), self.min);
-        _mm256_add_epi32(r, self.zero_point)
-    }
-}
-
-/// gemmlowp's rounding of `p / 2^31` in each 64-bit lane: `(p + nudge) /
-/// 2^31` toward zero with nudge `2^30` (or `1 - 2^30` for negative `p`).
-/// Both cases are `floor((p + 2^30) / 2^31)`: for `p < 0`, `t = p + 1 -
-/// 2^30` is negative and truncating it is `floor((t + 2^31 - 1) / 2^31)`.
-/// Only the low 32 bits of each lane are used, which a logical shift gives
-/// as exactly as an arithmetic one (`|p| <= 2^62`, so nothing overflows).
-#[inline]
-#[target_feature(enable = "avx2")]
-fn rounded_high_half(p: __m256i) -> __m256i {
-    _mm256_srli_epi64::<31>(_mm256_add_epi64(p, _mm256_set1_epi64x(1 << 30)))
 }
