@@ -323,18 +323,15 @@ fn block<const P: usize, const STEP: usize>(
     for (ky, weights) in weights.chunks_exact(n).enumerate() {
         let row = ky * g.kernel_row;
         for (j, w) in weights.iter().enumerate() {
-            let wa: __m256i = bytemuck::cast(w[0]);
-            let wb: __m256i = bytemuck::cast(w[1]);
-            for (acc, x) in acc.iter_mut().zip(&xs) {
+            let mut x = [0; P];
+            for (x, run) in x.iter_mut().zip(&xs) {
                 // SAFETY: `ky <= 2` and `j < n`, so `row + j * STEP <= 2 *
-                // kernel_row + (n - 1) * STEP < reach`, the length of `x`.
-                // (LLVM keeps the bounds check otherwise, a sixth of the
-                // loop.)
-                let x = unsafe { *x.get_unchecked(row + j * STEP) };
-                let x = _mm256_set1_epi32(x);
-                acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(x, wa));
-                acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(x, wb));
+                // kernel_row + (n - 1) * STEP < reach`, the length of every
+                // run. (LLVM keeps the bounds check otherwise, a sixth of
+                // the loop.)
+                *x = unsafe { *run.get_unchecked(row + j * STEP) };
             }
+            madd_step(&mut acc, x, w);
         }
     }
     for (p, acc) in acc.iter().enumerate() {
@@ -343,6 +340,21 @@ fn block<const P: usize, const STEP: usize>(
         if let Some(out) = output.get_mut(at..at + OC_BLOCK) {
             out.copy_from_slice(&bytemuck::cast::<__m128i, [i8; 16]>(q));
         }
+    }
+}
+
+/// One step of the micro-kernel (also [`winograd`]'s): each pixel's input
+/// pair `x[p]`, broadcast, times the pair's two 8-channel weight vectors,
+/// added to that pixel's 16 sums.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn madd_step<const P: usize>(acc: &mut [[__m256i; 2]; P], x: [i32; P], w: &PackedPair) {
+    let wa: __m256i = bytemuck::cast(w[0]);
+    let wb: __m256i = bytemuck::cast(w[1]);
+    for (acc, &x) in acc.iter_mut().zip(&x) {
+        let x = _mm256_set1_epi32(x);
+        acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(x, wa));
+        acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(x, wb));
     }
 }
 

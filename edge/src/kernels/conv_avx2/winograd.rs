@@ -29,7 +29,7 @@
 //! (the direct kernel's micro-kernel shape), then the output transform, the
 //! bias and the requantization.
 
-use super::{BlockQuant, OC_BLOCK, PackedPair};
+use super::{BlockQuant, OC_BLOCK, PackedPair, madd_step};
 use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 use seaclr_shared::blob::{Conv3x3, Shape};
@@ -76,7 +76,6 @@ pub(super) fn conv3x3(
     let tiles = Tiles {
         across: shape.width / 2,
         count: shape.height / 2 * (shape.width / 2),
-        padded_width: shape.width + 2,
         half,
         width: shape.width,
         cout,
@@ -149,8 +148,6 @@ struct Tiles {
     across: usize,
     /// Tiles in all.
     count: usize,
-    /// Positions per padded input row.
-    padded_width: usize,
     /// `i16` pairs per position (`cin / 2`).
     half: usize,
     /// Output (= input) width.
@@ -165,14 +162,20 @@ impl Tiles {
     fn origin(&self, t: usize) -> (usize, usize) {
         (2 * (t / self.across), 2 * (t % self.across))
     }
+
+    /// Positions per padded input row (the input with its ring).
+    fn padded_width(&self) -> usize {
+        self.width + 2
+    }
 }
 
 /// `(2G) g (2G)^T` for every input pair and both 8-channel groups:
 /// `direct[tap * half + icp]` (taps `ky * 3 + kx`) to entry `icp * 16 +
 /// xi` of the result (positions `xi = 4 i + j`; one input pair's 16
 /// positions are contiguous, so the stores are sequential), written group
-/// by group into `u` (two vectors per entry). 16-bit lanes: both inputs of a pair
-/// and all 8 channels transform independently; `|u| <= 1152` never wraps.
+/// by group into `u` (two vectors per entry). 16-bit lanes: both inputs of
+/// a pair and all 8 channels transform independently; `|u| <= 1152` never
+/// wraps.
 #[inline]
 #[target_feature(enable = "avx2")]
 #[allow(clippy::needless_range_loop)] // indices are matrix positions
@@ -283,14 +286,12 @@ fn tile_block<const P: usize>(
         for j in 0..half {
             // SAFETY: `j * 16 + xi < 16 * half <= u.len()` (checked above).
             let w = unsafe { u.get_unchecked(j * POSITIONS + xi) };
-            let wa: __m256i = bytemuck::cast(w[0]);
-            let wb: __m256i = bytemuck::cast(w[1]);
-            for (acc, x) in sums.iter_mut().zip(&xs) {
-                // SAFETY: `j < half`, the length of every `x`.
-                let x = _mm256_set1_epi32(unsafe { *x.get_unchecked(j) });
-                acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(x, wa));
-                acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(x, wb));
+            let mut x = [0; P];
+            for (x, run) in x.iter_mut().zip(&xs) {
+                // SAFETY: `j < half`, the length of every run.
+                *x = unsafe { *run.get_unchecked(j) };
             }
+            madd_step(&mut sums, x, w);
         }
         m.write(sums);
     }
@@ -343,12 +344,12 @@ fn transform_inputs<'v>(
     let vectors = tiles.half / 8;
     let v = v.get_mut(..POSITIONS * count * vectors)?;
     let wide = wide.as_chunks::<8>().0;
-    let row = tiles.padded_width * vectors; // vectors per padded row
+    let row = tiles.padded_width() * vectors; // vectors per padded row
     let reach = 3 * row + 4 * vectors; // vectors from a tile's first to its end
     for p in 0..count {
         let (oy, ox) = tiles.origin(first + p);
         // The tile's 4 x 4 input positions, `vectors` each.
-        let start = (oy * tiles.padded_width + ox) * vectors;
+        let start = (oy * tiles.padded_width() + ox) * vectors;
         let tile = wide.get(start..start + reach)?;
         for cv in 0..vectors {
             let mut d = [[_mm256_setzero_si256(); 4]; 4];
