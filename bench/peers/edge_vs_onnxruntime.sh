@@ -25,6 +25,7 @@ NATIVE="$T_NATIVE/release/examples/encode_bench"
 MODEL="${1:-$T_PORT/synthetic-seaclr-s.seaclr}"
 if [ -z "${1:-}" ]; then "$PORT" --iters 1 --warmup 0 --write-blob "$MODEL" >/dev/null; fi
 OUT="$(mktemp)"
+trap 'rm -f "$OUT"' EXIT
 for r in $(seq "$ROUNDS"); do
   echo "edge-x86-64 $("$PORT" "$MODEL" --iters 200)" >>"$OUT"
   echo "edge-native $("$NATIVE" "$MODEL" --iters 200)" >>"$OUT"
@@ -44,7 +45,6 @@ for name, meds in rounds.items():
         line += f", onnxruntime / this per round: median {statistics.median(ratios):.2f}x (range {min(ratios):.2f} - {max(ratios):.2f})"
     print(line)
 PY
-rm -f "$OUT"
 for bin in "$PORT" "$NATIVE"; do
   base=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$MODEL" --iters 0 2>&1 | sed -n 's/.*Collected : //p')
   ten=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$MODEL" --iters 10 --warmup 0 2>&1 | sed -n 's/.*Collected : //p')
