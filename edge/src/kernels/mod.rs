@@ -20,6 +20,8 @@ use seaclr_shared::blob::{Conv3x3, GlobalAvgPool, Linear, Requant, Shape};
 
 #[cfg(target_arch = "x86_64")]
 mod conv_avx2;
+#[cfg(target_arch = "x86_64")]
+mod conv_vnni;
 #[cfg(any(test, feature = "std"))]
 pub mod reference;
 #[cfg(target_arch = "x86_64")]
@@ -173,11 +175,12 @@ const DOT_CHUNK: usize = 32;
 /// `Blob::parse`; slices too short for the shapes make the kernel write
 /// fewer values, never read out of bounds.
 ///
-/// On x86-64 with AVX2 (detected at run time) this runs the GEMM-style
-/// kernel of `conv_avx2` where it covers the layer, else the blocked SIMD
-/// kernel (`conv3x3_blocked`); neither touches the patch (the scratch stays
-/// as the header states, unused). Every other target runs the portable
-/// `conv3x3_portable`. All are bit-exact.
+/// On x86-64 with AVX-512 VNNI (detected at run time) this runs the
+/// `vpdpbusd` kernel of `conv_vnni` where it covers the layer; else, with
+/// AVX2, the GEMM-style kernel of `conv_avx2` where it covers the layer;
+/// else the blocked SIMD kernel (`conv3x3_blocked`); none touches the patch
+/// (the scratch stays as the header states, unused). Every other target
+/// runs the portable `conv3x3_portable`. All are bit-exact.
 pub fn conv3x3(
     layer: &Conv3x3<'_>,
     input: &[i8],
@@ -190,7 +193,8 @@ pub fn conv3x3(
         let out_shape =
             conv3x3_output_shape(shape, layer.stride as usize, layer.out_channels as usize);
         if patch.len() >= 9 * shape.channels
-            && conv_avx2::conv3x3(layer, input, shape, out_shape, output)
+            && (conv_vnni::conv3x3(layer, input, shape, out_shape, output)
+                || conv_avx2::conv3x3(layer, input, shape, out_shape, output))
         {
             return out_shape;
         }

@@ -81,7 +81,11 @@ pub(crate) fn arb_quant(channels: usize, input_zero_point: i32) -> impl Strategy
         )
 }
 
-fn arb_tensor(height: usize, width: usize, channels: usize) -> impl Strategy<Value = RefTensor> {
+pub(crate) fn arb_tensor(
+    height: usize,
+    width: usize,
+    channels: usize,
+) -> impl Strategy<Value = RefTensor> {
     proptest::collection::vec(-128i32..=127, height * width * channels).prop_map(move |values| {
         RefTensor {
             height,
@@ -123,13 +127,13 @@ pub(crate) fn arb_conv_with(
 }
 
 /// A conv kernel with [`conv3x3`]'s signature.
-type ConvFn = fn(&Conv3x3<'_>, &[i8], Shape, &mut [i16], &mut [i8]) -> Shape;
+pub(crate) type ConvFn = fn(&Conv3x3<'_>, &[i8], Shape, &mut [i16], &mut [i8]) -> Shape;
 
 fn kernel_run(layer: &RefLayer, x: &RefTensor) -> Vec<i32> {
     kernel_run_with(layer, x, conv3x3)
 }
 
-fn kernel_run_with(layer: &RefLayer, x: &RefTensor, conv: ConvFn) -> Vec<i32> {
+pub(crate) fn kernel_run_with(layer: &RefLayer, x: &RefTensor, conv: ConvFn) -> Vec<i32> {
     let owned = to_owned(
         layer,
         if matches!(layer, RefLayer::Linear { .. }) {
@@ -413,7 +417,7 @@ fn all_kernels_match_reference(layer: &RefLayer, x: &RefTensor) {
 }
 
 /// Random conv case from a seed (xorshift), for fixed shapes.
-fn seeded_case(
+pub(crate) fn seeded_case(
     (h, w, cin, cout, stride): (usize, usize, usize, usize, usize),
     zp: i32,
     seed: u64,
@@ -452,7 +456,7 @@ fn seeded_case(
 /// Every input-channel count against every `(h, w, cout, stride)` shape,
 /// with seeded random values and zero points cycling through `-128, 0,
 /// 127, -3, 5`.
-fn for_seeded_cases(
+pub(crate) fn for_seeded_cases(
     cins: &[usize],
     shapes: &[(usize, usize, usize, usize)],
     check: impl Fn(&RefLayer, &RefTensor),
@@ -490,7 +494,11 @@ fn simd_remainder_paths_match_reference() {
 /// 128`, all of one sign), saturating biases, every multiplier edge (0, 1,
 /// 2^31 - 1, and i32::MIN, which only a hand-made layer can hold) and
 /// shifts from 30 left to 31 right, cycling over the output channels.
-fn extreme_case(cin: usize, cout: usize, (zp, xv, wv): (i32, i32, i32)) -> (RefLayer, RefTensor) {
+pub(crate) fn extreme_case(
+    cin: usize,
+    cout: usize,
+    (zp, xv, wv): (i32, i32, i32),
+) -> (RefLayer, RefTensor) {
     let bias = [i32::MAX - 5, i32::MIN + 5, 0, 1, -1, 7, 1 << 30, -(1 << 30)];
     let m = [
         i32::MAX,
@@ -528,7 +536,8 @@ fn extreme_case(cin: usize, cout: usize, (zp, xv, wv): (i32, i32, i32)) -> (RefL
 }
 
 /// Input zero point, input value and weight of the extreme cases.
-const EXTREMES: [(i32, i32, i32); 3] = [(127, -128, 127), (-128, 127, -127), (127, -128, -128)];
+pub(crate) const EXTREMES: [(i32, i32, i32); 3] =
+    [(127, -128, 127), (-128, 127, -127), (127, -128, -128)];
 
 #[test]
 fn simd_extreme_values_match_reference() {

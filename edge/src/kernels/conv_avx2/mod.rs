@@ -65,36 +65,67 @@ const MAX_PATCH_PAIRS: usize = 9 * 128 / 2;
 /// One input pair's weights for a block: 8 channels per vector.
 type PackedPair = [[i32; 8]; 2];
 
-/// Whether this CPU runs AVX2 (and the OS saves its registers), from
-/// `cpuid` / `xgetbv`, detected once.
+/// Whether this CPU runs AVX2 (and the OS saves its registers).
 pub(super) fn available() -> bool {
-    static STATE: AtomicU8 = AtomicU8::new(0); // 0 unknown, 1 no, 2 yes
-    match STATE.load(Ordering::Relaxed) {
-        0 => {
-            let yes = detect();
-            STATE.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
-            yes
-        }
-        s => s == 2,
+    features().avx2
+}
+
+/// The x86-64 features the host kernels use.
+#[derive(Clone, Copy)]
+pub(super) struct Features {
+    /// AVX2, with YMM state saved by the OS: this module.
+    pub avx2: bool,
+    /// AVX-512 F, BW, VL and VNNI, with ZMM and mask state saved by the OS:
+    /// `super::conv_vnni`.
+    pub avx512_vnni: bool,
+}
+
+/// [`Features`] from `cpuid` / `xgetbv`, detected once and cached.
+pub(super) fn features() -> Features {
+    const KNOWN: u8 = 1;
+    const AVX2: u8 = 2;
+    const AVX512_VNNI: u8 = 4;
+    static STATE: AtomicU8 = AtomicU8::new(0);
+    let mut state = STATE.load(Ordering::Relaxed);
+    if state & KNOWN == 0 {
+        let f = detect();
+        state = KNOWN | if f.avx2 { AVX2 } else { 0 } | if f.avx512_vnni { AVX512_VNNI } else { 0 };
+        STATE.store(state, Ordering::Relaxed);
+    }
+    Features {
+        avx2: state & AVX2 != 0,
+        avx512_vnni: state & AVX512_VNNI != 0,
     }
 }
 
-fn detect() -> bool {
+fn detect() -> Features {
+    let none = Features {
+        avx2: false,
+        avx512_vnni: false,
+    };
     // SAFETY: `cpuid` exists on every x86-64 CPU.
     #[allow(unused_unsafe)]
     let (max_leaf, leaf1) = unsafe { (__cpuid(0).eax, __cpuid(1)) };
     let osxsave = leaf1.ecx & (1 << 27) != 0;
     let avx = leaf1.ecx & (1 << 28) != 0;
     if max_leaf < 7 || !osxsave || !avx {
-        return false;
+        return none;
     }
     // SAFETY: OSXSAVE (checked above) means `xgetbv` is enabled.
     let xcr0 = unsafe { _xgetbv(0) };
     // SAFETY: leaf 7 exists (max_leaf checked above).
     #[allow(unused_unsafe)]
     let leaf7 = unsafe { __cpuid_count(7, 0) };
+    let bit = |reg: u32, n: u32| reg & (1 << n) != 0;
     // XMM and YMM state saved by the OS, and the AVX2 bit.
-    xcr0 & 0b110 == 0b110 && leaf7.ebx & (1 << 5) != 0
+    let avx2 = xcr0 & 0b110 == 0b110 && bit(leaf7.ebx, 5);
+    // Also opmask, ZMM0-15 upper halves and ZMM16-31 saved; AVX512F (ebx
+    // 16), AVX512BW (30), AVX512VL (31), AVX512_VNNI (ecx 11).
+    let avx512_vnni = avx2
+        && xcr0 & 0b1110_0000 == 0b1110_0000
+        && [16, 30, 31].iter().all(|&n| bit(leaf7.ebx, n))
+        && bit(leaf7.ecx, 11);
+    Features { avx2, avx512_vnni }
 }
 
 /// Whether [`conv3x3`] covers this layer on this input.
@@ -179,7 +210,7 @@ fn conv3x3_avx2(
         row_step: stride * padded_width * per_pixel,
         kernel_row: padded_width * per_pixel,
         column_step: stride * per_pixel,
-        row_pairs: row_pairs(cin),
+        row_steps: row_pairs(cin),
     };
     let pixels = out_shape.height * out_shape.width;
     let output = &mut output[..pixels * cout];
@@ -229,23 +260,25 @@ fn blocks<const STEP: usize>(
     }
 }
 
-/// Where output pixels' kernel rows start in the widened input (in pairs).
-struct Geometry {
+/// Where output pixels' kernel rows start in the padded input, in the
+/// buffer's units (`i16` pairs here, bytes in `super::conv_vnni`).
+pub(super) struct Geometry {
     /// Output columns per row.
-    out_width: usize,
+    pub out_width: usize,
     /// From one output row to the next (`stride` padded input rows).
-    row_step: usize,
+    pub row_step: usize,
     /// From one kernel row to the next (one padded input row).
-    kernel_row: usize,
+    pub kernel_row: usize,
     /// From one output column to the next (`stride` input pixels).
-    column_step: usize,
-    /// Pairs in one kernel row's run (`3 * cin / 2`, or 2 for `cin = 1`).
-    row_pairs: usize,
+    pub column_step: usize,
+    /// Micro-kernel steps in one kernel row's run: input pairs here (`3 *
+    /// cin / 2`, or 2 for `cin = 1`), groups of 4 bytes in `conv_vnni`.
+    pub row_steps: usize,
 }
 
 impl Geometry {
     /// Start of kernel row 0 of each output pixel in row-major order.
-    fn starts(&self) -> Starts<'_> {
+    pub(super) fn starts(&self) -> Starts<'_> {
         Starts {
             g: self,
             row: 0,
@@ -257,7 +290,7 @@ impl Geometry {
 /// Walks the output pixels in row-major order, yielding where each one's
 /// top-left tap sits in the widened input: input (`oy * stride - 1`,
 /// `ox * stride - 1`), i.e. padded (`oy * stride`, `ox * stride`).
-struct Starts<'g> {
+pub(super) struct Starts<'g> {
     g: &'g Geometry,
     row: usize,
     column: usize,
@@ -277,7 +310,7 @@ impl Starts<'_> {
 
     /// The next `P` starts.
     #[inline(always)]
-    fn take<const P: usize>(&mut self) -> [usize; P] {
+    pub(super) fn take<const P: usize>(&mut self) -> [usize; P] {
         let mut starts = [0; P];
         for s in &mut starts {
             *s = self.next_start();
@@ -303,7 +336,7 @@ fn block<const P: usize, const STEP: usize>(
     cout: usize,
     c0: usize,
 ) {
-    let n = g.row_pairs;
+    let n = g.row_steps;
     // Pairs one pixel reads: three kernel rows, the last one `n` pairs
     // `STEP` apart.
     let reach = 2 * g.kernel_row + (n - 1) * STEP + 1;
@@ -482,7 +515,7 @@ fn pack_weights<'p>(
 /// 8 x 8 transpose of 32-bit lanes: `out[j][o] = r[o][j]`.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn transpose8x8(r: [__m256i; 8]) -> [__m256i; 8] {
+pub(super) fn transpose8x8(r: [__m256i; 8]) -> [__m256i; 8] {
     let t = [
         _mm256_unpacklo_epi32(r[0], r[1]),
         _mm256_unpackhi_epi32(r[0], r[1]),
@@ -518,12 +551,22 @@ fn transpose8x8(r: [__m256i; 8]) -> [__m256i; 8] {
 
 /// Bias and requantization constants of one 16-channel block, one
 /// [`Requant8`] per group of 8 channels.
-struct BlockQuant([Requant8; 2]);
+pub(super) struct BlockQuant([Requant8; 2]);
 
 impl BlockQuant {
+    /// The constants of channels `c0..c0 + 16`, with the layer's biases.
     #[inline]
     #[target_feature(enable = "avx2")]
     fn new(layer: &Conv3x3<'_>, c0: usize) -> BlockQuant {
+        let bias = core::array::from_fn(|j| layer.bias.get(c0 + j).unwrap_or(0));
+        BlockQuant::with_bias(layer, c0, bias)
+    }
+
+    /// The constants of channels `c0..c0 + 16`, with `bias[j]` for channel
+    /// `c0 + j` in place of the layer's.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) fn with_bias(layer: &Conv3x3<'_>, c0: usize, bias: [i32; OC_BLOCK]) -> BlockQuant {
         let rq = &layer.requant;
         let q = OutQuant {
             zero_point: rq.output_zero_point as i32,
@@ -533,7 +576,7 @@ impl BlockQuant {
         let lanes = |g: usize, f: &dyn Fn(usize) -> i32| -> [i32; 8] {
             core::array::from_fn(|j| f(c0 + 8 * g + j))
         };
-        let bias = |c: usize| layer.bias.get(c).unwrap_or(0);
+        let bias = |c: usize| bias[c - c0];
         let multiplier = |c: usize| rq.multipliers.get(c).unwrap_or(0);
         let shift = |c: usize| rq.shifts.get(c).unwrap_or(0) as i32;
         BlockQuant([
@@ -546,7 +589,7 @@ impl BlockQuant {
     /// channel order: `kernels::requantize` of `bias + acc` per lane.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn apply(&self, acc: &[__m256i; 2]) -> __m128i {
+    pub(super) fn apply(&self, acc: &[__m256i; 2]) -> __m128i {
         let q = [self.0[0].apply(acc[0]), self.0[1].apply(acc[1])];
         // packs_epi32 interleaves 128-bit halves: [a0-3 b0-3 | a4-7 b4-7].
         let words = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(q[0], q[1]));

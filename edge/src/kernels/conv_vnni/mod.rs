@@ -1,0 +1,385 @@
+//! x86-64 3x3 convolution on AVX-512 VNNI, for host runs of the engine on
+//! CPUs that have it (Intel Xeon since Cascade Lake, AMD since Zen 4):
+//! `vpdpbusd` multiplies 4 unsigned bytes by 4 signed bytes and adds the
+//! four products to each of 16 `i32` lanes, 64 multiply-adds per
+//! instruction against `vpmaddwd`'s 16 in `conv_avx2`. Where it runs it
+//! takes every layer it covers, the stride-1 ones too (direct, it needs
+//! fewer multiply instructions than `conv_avx2`'s Winograd path). The
+//! microcontroller never compiles this module.
+//!
+//! **The unsigned operand.** Activations are `i8` with a zero point `zp`.
+//! With `a = q + 128` as a byte (`q ^ 0x80`),
+//!
+//! ```text
+//! sum (q - zp) * w  =  sum a * w  -  (zp + 128) * sum w
+//! ```
+//!
+//! and padding taps hold `a = zp + 128` (real 0.0, as everywhere), which the
+//! same identity makes contribute nothing. The second term depends only on
+//! the output channel, so it is folded into the bias once per layer; the
+//! weight sums come from the packed weights (one `vpdpbusd` with bytes of 1
+//! per group of 4).
+//!
+//! **Exactness.** A product is at most `255 * 128 = 32_640` in magnitude,
+//! four of them `130_560`, so `vpdpbusd`'s intermediate sum never
+//! overflows, and the non-saturating form adds it to the lane modulo 2^32.
+//! Everything after that (lane sums, `(zp + 128) * sum w`, the bias) is
+//! wrapping `i32` arithmetic, equal to `bias + sum (q - zp) * w` modulo
+//! 2^32 for any number of input channels; the reference reduces that sum to
+//! `i32` the same way (`as i32`), so the results are bit for bit the same
+//! with no bound on `cin`.
+//!
+//! Layout per layer, on the stack (the arena stays as the blob header
+//! states it):
+//! - the input as bytes `q ^ 0x80`, HWC, in a one-pixel ring of `zp ^ 0x80`,
+//!   so each output pixel reads its three kernel rows as three runs of
+//!   `3 * cin` bytes, `3 * cin / 4` groups of 4, with no border checks. The
+//!   first layer (`cin = 1`) reads each kernel row as one group, the 4 bytes
+//!   from its first tap, the fourth with a zero weight;
+//! - per 16 output channels, the weights transposed so that group `j` (the
+//!   4 weights `4j..4j + 4` of each channel) is one 64-byte vector.
+//!
+//! The micro-kernel keeps `P` pixels x 16 `V` channels of sums in 24 of the
+//! 32 registers; a step broadcasts a pixel's 4 input bytes and `vpdpbusd`s
+//! them with the `V` weight vectors, so the sums come out per channel in
+//! HWC order and are requantized 8 channels at a time with
+//! `conv_avx2::BlockQuant` (the same `simd::Requant8` as the other
+//! kernels).
+#![allow(unsafe_code)]
+
+use super::conv_avx2::{self, BlockQuant, Geometry, OC_BLOCK};
+use core::arch::x86_64::*;
+use core::mem::MaybeUninit;
+use seaclr_shared::blob::{Conv3x3, Shape};
+
+#[cfg(test)]
+mod tests;
+
+/// Padded input bytes (64 KiB: e.g. 32 x 32 x 16 with its ring is 18.1
+/// KiB, 64 x 64 x 1 4.3 KiB).
+const INPUT_BYTES: usize = 64 * 1024;
+/// Bytes after the padded input that a first-layer kernel row may read (its
+/// group is 4 bytes for 3 taps); they hold the padding value.
+const SLACK: usize = 4;
+/// Most input channels this path takes (the packed-weight buffers: 18 KiB
+/// per 16 channels).
+pub(super) const MAX_CHANNELS: usize = 128;
+/// Groups of 4 weights per output channel the packed buffers hold.
+const MAX_GROUPS: usize = 9 * MAX_CHANNELS / 4;
+
+/// One group of 4 weights for 16 output channels: a 64-byte vector.
+type Group = [i32; OC_BLOCK];
+
+/// Whether this CPU runs AVX-512 F, BW, VL and VNNI (and the OS saves
+/// their registers), from `cpuid` / `xgetbv`, detected once.
+pub(super) fn available() -> bool {
+    conv_avx2::features().avx512_vnni
+}
+
+/// Whether [`conv3x3`] covers this layer on this input.
+pub(super) fn covers(layer: &Conv3x3<'_>, shape: Shape) -> bool {
+    let (cin, cout) = (layer.in_channels as usize, layer.out_channels as usize);
+    cin == shape.channels
+        && shape.height > 0
+        && shape.width > 0
+        && (cin == 1 || cin.is_multiple_of(4))
+        && cin <= MAX_CHANNELS
+        && cout > 0
+        && cout.is_multiple_of(OC_BLOCK)
+        && padded_len(shape) <= INPUT_BYTES
+        && (layer.stride == 1 || layer.stride == 2)
+}
+
+/// Bytes of the padded input, ring and slack included.
+fn padded_len(shape: Shape) -> usize {
+    (shape.height + 2) * (shape.width + 2) * shape.channels + SLACK
+}
+
+/// Groups of 4 bytes in one kernel row's run: `3 * cin / 4`, or one (three
+/// taps and a zero weight) for `cin = 1`.
+fn row_groups(cin: usize) -> usize {
+    if cin == 1 { 1 } else { 3 * cin / 4 }
+}
+
+/// Runs the layer if AVX-512 VNNI is present, [`covers`] holds and the
+/// slices fit the shapes; otherwise leaves `output` untouched and returns
+/// `false`.
+pub(super) fn conv3x3(
+    layer: &Conv3x3<'_>,
+    input: &[i8],
+    shape: Shape,
+    out_shape: Shape,
+    output: &mut [i8],
+) -> bool {
+    let k = 9 * shape.channels;
+    let cout = layer.out_channels as usize;
+    let fits = input.len() >= shape.len()
+        && output.len() >= out_shape.len()
+        && layer.weights.0.len() >= cout * k;
+    if !(fits && covers(layer, shape) && available()) {
+        return false;
+    }
+    // SAFETY: AVX-512 F, BW, VL and VNNI were detected at run time just
+    // above (`available`).
+    unsafe { conv3x3_vnni(layer, input, shape, out_shape, output) };
+    true
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+fn conv3x3_vnni(
+    layer: &Conv3x3<'_>,
+    input: &[i8],
+    shape: Shape,
+    out_shape: Shape,
+    output: &mut [i8],
+) {
+    let (cin, cout) = (shape.channels, layer.out_channels as usize);
+    let stride = layer.stride as usize;
+    let padded_width = shape.width + 2;
+    let mut buffer = [const { MaybeUninit::<u8>::uninit() }; INPUT_BYTES];
+    let wide = offset_input(
+        input,
+        shape,
+        layer.requant.input_zero_point,
+        &mut buffer[..padded_len(shape)],
+    );
+    let g = Geometry {
+        out_width: out_shape.width,
+        row_step: stride * padded_width * cin,
+        kernel_row: padded_width * cin,
+        column_step: stride * cin,
+        row_steps: row_groups(cin),
+    };
+    let pixels = out_shape.height * out_shape.width;
+    let output = &mut output[..pixels * cout];
+    let groups = 3 * row_groups(cin);
+    let mut first = [const { MaybeUninit::<Group>::uninit() }; MAX_GROUPS];
+    let mut second = [const { MaybeUninit::<Group>::uninit() }; MAX_GROUPS];
+    let mut c0 = 0;
+    while c0 < cout {
+        let a = pack_weights(layer.weights.0, cin, c0, &mut first[..groups]);
+        let qa = block_quant(layer, c0, a);
+        if c0 + 2 * OC_BLOCK <= cout {
+            let b = pack_weights(layer.weights.0, cin, c0 + OC_BLOCK, &mut second[..groups]);
+            let qb = block_quant(layer, c0 + OC_BLOCK, b);
+            blocks::<12, 2>(wide, &g, pixels, [a, b], &[qa, qb], output, cout, c0);
+            c0 += 2 * OC_BLOCK;
+        } else {
+            blocks::<24, 1>(wide, &g, pixels, [a], &[qa], output, cout, c0);
+            c0 += OC_BLOCK;
+        }
+    }
+}
+
+/// All output pixels (row-major, blocks may span rows) of `16 V` channels
+/// from `c0`, `P` at a time (`P * V = 24` sums in registers), then 4, then
+/// one by one.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
+fn blocks<const P: usize, const V: usize>(
+    wide: &[u8],
+    g: &Geometry,
+    pixels: usize,
+    packed: [&[Group]; V],
+    rq: &[BlockQuant; V],
+    output: &mut [i8],
+    cout: usize,
+    c0: usize,
+) {
+    let mut starts = g.starts();
+    let mut q = 0;
+    while q + P <= pixels {
+        block::<P, V>(wide, g, q, starts.take(), packed, rq, output, cout, c0);
+        q += P;
+    }
+    while q + 4 <= pixels {
+        block::<4, V>(wide, g, q, starts.take(), packed, rq, output, cout, c0);
+        q += 4;
+    }
+    while q < pixels {
+        block::<1, V>(wide, g, q, starts.take(), packed, rq, output, cout, c0);
+        q += 1;
+    }
+}
+
+/// `P` output pixels from pixel `q0` (`start` from [`Geometry::starts`],
+/// in bytes) times the `16 V` channels from `c0`: sums over the three
+/// kernel rows, requantized into `output` (HWC).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
+fn block<const P: usize, const V: usize>(
+    wide: &[u8],
+    g: &Geometry,
+    q0: usize,
+    start: [usize; P],
+    packed: [&[Group]; V],
+    rq: &[BlockQuant; V],
+    output: &mut [i8],
+    cout: usize,
+    c0: usize,
+) {
+    let n = g.row_steps;
+    // Bytes one pixel reads: three kernel rows, the last one `n` groups.
+    let reach = 2 * g.kernel_row + 4 * n;
+    if packed.iter().any(|w| w.len() < 3 * n) {
+        return;
+    }
+    let mut xs: [&[u8]; P] = [&[]; P];
+    for (x, &s) in xs.iter_mut().zip(&start) {
+        match wide.get(s..s + reach) {
+            Some(run) => *x = run,
+            None => return, // the geometry keeps every pixel's taps in `wide`
+        }
+    }
+    let mut acc = [[_mm512_setzero_si512(); V]; P];
+    for ky in 0..3 {
+        for j in 0..n {
+            let mut w = [_mm512_setzero_si512(); V];
+            for (w, packed) in w.iter_mut().zip(&packed) {
+                // SAFETY: `ky * n + j < 3 * n <= packed.len()` (checked
+                // above).
+                *w = bytemuck::cast(*unsafe { packed.get_unchecked(ky * n + j) });
+            }
+            let at = ky * g.kernel_row + 4 * j;
+            for (acc, run) in acc.iter_mut().zip(&xs) {
+                // SAFETY: `ky <= 2` and `j < n`, so `at + 4 <= 2 *
+                // kernel_row + 4 * n = reach`, the length of every run; an
+                // unaligned read of 4 initialized bytes.
+                let x = unsafe { run.as_ptr().add(at).cast::<i32>().read_unaligned() };
+                let x = _mm512_set1_epi32(x);
+                for (acc, w) in acc.iter_mut().zip(&w) {
+                    *acc = _mm512_dpbusd_epi32(*acc, x, *w);
+                }
+            }
+        }
+    }
+    for (p, acc) in acc.iter().enumerate() {
+        for (v, (acc, rq)) in acc.iter().zip(rq).enumerate() {
+            let halves = [
+                _mm512_castsi512_si256(*acc),
+                _mm512_extracti64x4_epi64::<1>(*acc),
+            ];
+            let q = rq.apply(&halves);
+            let at = (q0 + p) * cout + c0 + v * OC_BLOCK;
+            if let Some(out) = output.get_mut(at..at + OC_BLOCK) {
+                out.copy_from_slice(&bytemuck::cast::<__m128i, [i8; 16]>(q));
+            }
+        }
+    }
+}
+
+/// Writes every byte of `wide` ([`padded_len`]): the input as `q ^ 0x80`
+/// (`q + 128` as `u8`), HWC, inside a ring one pixel wide, and the slack
+/// after it, of `zp ^ 0x80`. Returns it initialized.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+fn offset_input<'w>(
+    input: &[i8],
+    shape: Shape,
+    zp: i8,
+    wide: &'w mut [MaybeUninit<u8>],
+) -> &'w [u8] {
+    wide.fill(MaybeUninit::new(zp as u8 ^ 0x80));
+    let row = shape.width * shape.channels;
+    let padded_row = row + 2 * shape.channels;
+    for (y, src) in input.chunks_exact(row).take(shape.height).enumerate() {
+        let at = (y + 1) * padded_row + shape.channels;
+        if let Some(dst) = wide.get_mut(at..at + row) {
+            for (d, &s) in dst.iter_mut().zip(src) {
+                d.write(s as u8 ^ 0x80);
+            }
+        }
+    }
+    // SAFETY: the fill above wrote every byte; `MaybeUninit<u8>` has `u8`'s
+    // layout.
+    unsafe { &*(wide as *const [MaybeUninit<u8>] as *const [u8]) }
+}
+
+/// Transposes the weight rows of channels `c0..c0 + 16` (`9 * cin` bytes
+/// each, `[ky][kx][in]`) into `packed[j]`, lane `c` = bytes `4j..4j + 4` of
+/// channel `c0 + c` (for `cin = 1`, kernel row `j`'s three taps and a 0):
+/// 8 groups of 8 channels at a time through `conv_avx2`'s 8 x 8 transpose
+/// of 32-bit lanes, the rest one group at a time. Writes every entry of
+/// `packed` (`3 *` [`row_groups`]) and returns them initialized.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+fn pack_weights<'p>(
+    weights: &[u8],
+    cin: usize,
+    c0: usize,
+    packed: &'p mut [MaybeUninit<Group>],
+) -> &'p [Group] {
+    let k = 9 * cin;
+    let Some(block) = weights.get(c0 * k..(c0 + OC_BLOCK) * k) else {
+        return &[];
+    };
+    if packed.len() != 3 * row_groups(cin) {
+        return &[];
+    }
+    // Plain loops rather than closures around the intrinsics, which would
+    // not inherit the target features and stay out-of-line calls.
+    let full = if cin == 1 { 0 } else { k / 32 };
+    let mut chunks: [&[[u8; 32]]; OC_BLOCK] = [&[]; OC_BLOCK];
+    for (o, c) in chunks.iter_mut().enumerate() {
+        *c = &block[o * k..(o + 1) * k].as_chunks::<32>().0[..full];
+    }
+    for t in 0..full {
+        let mut columns = [[_mm256_setzero_si256(); 8]; 2];
+        for (h, columns) in columns.iter_mut().enumerate() {
+            let mut r = [_mm256_setzero_si256(); 8];
+            for (o, r) in r.iter_mut().enumerate() {
+                // SAFETY: every `chunks[..]` holds `full` chunks and `t < full`.
+                *r = bytemuck::cast(*unsafe { chunks[8 * h + o].get_unchecked(t) });
+            }
+            *columns = conv_avx2::transpose8x8(r);
+        }
+        for (j, group) in packed[8 * t..8 * t + 8].iter_mut().enumerate() {
+            let halves: [[i32; 8]; 2] =
+                [bytemuck::cast(columns[0][j]), bytemuck::cast(columns[1][j])];
+            group.write(bytemuck::cast(halves));
+        }
+    }
+    for (j, group) in packed.iter_mut().enumerate().skip(8 * full) {
+        let mut lanes = [0i32; OC_BLOCK];
+        for (o, lane) in lanes.iter_mut().enumerate() {
+            let row = &block[o * k..(o + 1) * k];
+            let bytes = if cin == 1 {
+                [row[3 * j], row[3 * j + 1], row[3 * j + 2], 0]
+            } else {
+                [row[4 * j], row[4 * j + 1], row[4 * j + 2], row[4 * j + 3]]
+            };
+            *lane = i32::from_le_bytes(bytes);
+        }
+        group.write(lanes);
+    }
+    // SAFETY: entries `0..8 * full` were written by the transposes, all the
+    // others by the loop after them; `MaybeUninit<T>` has `T`'s layout.
+    unsafe { &*(packed as *const [MaybeUninit<Group>] as *const [Group]) }
+}
+
+/// Requantization constants of channels `c0..c0 + 16` with the offset of
+/// the unsigned inputs folded into the bias: `bias - (zp + 128) * sum w`
+/// (wrapping), the weight sums from `packed` (each group's 4 bytes times
+/// bytes of 1).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+fn block_quant(layer: &Conv3x3<'_>, c0: usize, packed: &[Group]) -> BlockQuant {
+    let ones = _mm512_set1_epi8(1);
+    let mut sums = _mm512_setzero_si512();
+    for w in packed {
+        sums = _mm512_dpbusd_epi32(sums, ones, bytemuck::cast(*w));
+    }
+    let sums: [i32; OC_BLOCK] = bytemuck::cast(sums);
+    let offset = layer.requant.input_zero_point as i32 + 128;
+    let mut bias = [0i32; OC_BLOCK];
+    for (j, (b, sum)) in bias.iter_mut().zip(sums).enumerate() {
+        *b = layer
+            .bias
+            .get(c0 + j)
+            .unwrap_or(0)
+            .wrapping_sub(offset.wrapping_mul(sum));
+    }
+    BlockQuant::with_bias(layer, c0, bias)
+}
