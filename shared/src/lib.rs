@@ -8,7 +8,11 @@
 extern crate std;
 
 pub mod blob;
+pub mod frame_stream;
 pub mod ifcb;
 pub mod labels;
+pub mod partition;
 pub mod preprocess;
 pub mod telemetry;
+#[cfg(any(test, feature = "std"))]
+pub mod walk;
