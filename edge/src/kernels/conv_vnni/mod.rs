@@ -243,16 +243,14 @@ fn block<const P: usize, const V: usize>(
                 *w = bytemuck::cast(*unsafe { packed.get_unchecked(ky * n + j) });
             }
             let at = ky * g.kernel_row + 4 * j;
-            for (acc, run) in acc.iter_mut().zip(&xs) {
+            let mut x = [0i32; P];
+            for (x, run) in x.iter_mut().zip(&xs) {
                 // SAFETY: `ky <= 2` and `j < n`, so `at + 4 <= 2 *
                 // kernel_row + 4 * n = reach`, the length of every run; an
                 // unaligned read of 4 initialized bytes.
-                let x = unsafe { run.as_ptr().add(at).cast::<i32>().read_unaligned() };
-                let x = _mm512_set1_epi32(x);
-                for (acc, w) in acc.iter_mut().zip(&w) {
-                    *acc = _mm512_dpbusd_epi32(*acc, x, *w);
-                }
+                *x = unsafe { run.as_ptr().add(at).cast::<i32>().read_unaligned() };
             }
+            dot_step(&mut acc, x, w);
         }
     }
     for (p, acc) in acc.iter().enumerate() {
@@ -266,6 +264,24 @@ fn block<const P: usize, const V: usize>(
             if let Some(out) = output.get_mut(at..at + OC_BLOCK) {
                 out.copy_from_slice(&bytemuck::cast::<__m128i, [i8; 16]>(q));
             }
+        }
+    }
+}
+
+/// One step of the micro-kernel: each pixel's 4 input bytes `x[p]`,
+/// broadcast, times the `V` weight vectors of one group, added to that
+/// pixel's `16 V` sums.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+fn dot_step<const P: usize, const V: usize>(
+    acc: &mut [[__m512i; V]; P],
+    x: [i32; P],
+    w: [__m512i; V],
+) {
+    for (acc, &x) in acc.iter_mut().zip(&x) {
+        let x = _mm512_set1_epi32(x);
+        for (acc, w) in acc.iter_mut().zip(&w) {
+            *acc = _mm512_dpbusd_epi32(*acc, x, *w);
         }
     }
 }
@@ -362,15 +378,25 @@ fn pack_weights<'p>(
 /// Requantization constants of channels `c0..c0 + 16` with the offset of
 /// the unsigned inputs folded into the bias: `bias - (zp + 128) * sum w`
 /// (wrapping), the weight sums from `packed` (each group's 4 bytes times
-/// bytes of 1).
+/// bytes of 1, in four independent sums so the adds overlap).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 fn block_quant(layer: &Conv3x3<'_>, c0: usize, packed: &[Group]) -> BlockQuant {
     let ones = _mm512_set1_epi8(1);
-    let mut sums = _mm512_setzero_si512();
-    for w in packed {
-        sums = _mm512_dpbusd_epi32(sums, ones, bytemuck::cast(*w));
+    let mut sums = [_mm512_setzero_si512(); 4];
+    let (quads, rest) = packed.as_chunks::<4>();
+    for quad in quads {
+        for (sum, w) in sums.iter_mut().zip(quad) {
+            *sum = _mm512_dpbusd_epi32(*sum, ones, bytemuck::cast(*w));
+        }
     }
+    for (sum, w) in sums.iter_mut().zip(rest) {
+        *sum = _mm512_dpbusd_epi32(*sum, ones, bytemuck::cast(*w));
+    }
+    let sums = _mm512_add_epi32(
+        _mm512_add_epi32(sums[0], sums[1]),
+        _mm512_add_epi32(sums[2], sums[3]),
+    );
     let sums: [i32; OC_BLOCK] = bytemuck::cast(sums);
     let offset = layer.requant.input_zero_point as i32 + 128;
     let mut bias = [0i32; OC_BLOCK];
