@@ -66,7 +66,8 @@ impl Default for Config {
 /// The label store as the application holds it.
 type Store<F> = LabelStore<Region<F>>;
 /// A label-store error over the board's flash.
-pub type StoreFault<F> = StoreError<RegionError<<F as embedded_storage::nor_flash::ErrorType>::Error>>;
+pub type StoreFault<F> =
+    StoreError<RegionError<<F as embedded_storage::nor_flash::ErrorType>::Error>>;
 
 /// Why the buoy refused to boot at all.
 #[derive(Debug)]
@@ -338,8 +339,8 @@ impl<'r, F: NorFlash> Buoy<'r, F> {
             // Only a usable model lets the store be mounted (and ever written).
             Model::On(_) => {
                 let region = Region::store(flash, &table.layout);
-                let (store, report) = LabelStore::mount_or_format(region, &mut ram.head)
-                    .map_err(BootError::Store)?;
+                let (store, report) =
+                    LabelStore::mount_or_format(region, &mut ram.head).map_err(BootError::Store)?;
                 Labels::Mounted(store, report)
             }
             Model::Off(_) => Labels::Unmounted(flash),
@@ -477,8 +478,8 @@ impl<'r, F: NorFlash> Buoy<'r, F> {
         self.last_ms = Some(now_ms);
         self.frames += 1;
         let window = now_ms / (u64::from(self.config.window_s.max(1)) * 1000);
-        let closed = (window != self.window_index && self.window_frames > 0)
-            .then(|| self.close_window());
+        let closed =
+            (window != self.window_index && self.window_frames > 0).then(|| self.close_window());
         self.window_index = window;
 
         let outcome = self.classify_roi(frame);
@@ -515,7 +516,8 @@ impl<'r, F: NorFlash> Buoy<'r, F> {
         let side = engine.input_size();
         let ram = &mut *self.ram;
         let input = &mut ram.input[..side * side];
-        if let Err(e) = seaclr_shared::preprocess::preprocess_gray(&ram.roi[..w * h], w, h, side, input)
+        if let Err(e) =
+            seaclr_shared::preprocess::preprocess_gray(&ram.roi[..w * h], w, h, side, input)
         {
             return Outcome::Preprocess(e);
         }
@@ -576,7 +578,9 @@ impl<'r, F: NorFlash> Buoy<'r, F> {
     fn draw<D: DrawTarget<Color = Rgb565>>(&self, r: &FrameResult, display: &mut D) {
         let mut bars: heapless::Vec<(&str, u32), { screen::MAX_BARS }> = heapless::Vec::new();
         let mut highlight = None;
-        let this_class = r.classification().and_then(|c| (!c.unknown).then_some(c.class).flatten());
+        let this_class = r
+            .classification()
+            .and_then(|c| (!c.unknown).then_some(c.class).flatten());
         for (i, name) in self.class_names().enumerate() {
             if let Some(name) = name {
                 let n = self.histogram.iter().filter(|&&b| b as usize == i).count();
@@ -666,7 +670,11 @@ impl<'r, F: NorFlash> Buoy<'r, F> {
             let text = match self.console.push(b) {
                 None => continue,
                 Some(Line::TooLong(n)) => {
-                    writeln!(out, "error: line of {n} bytes ignored (at most {})", console::MAX_LINE)?;
+                    writeln!(
+                        out,
+                        "error: line of {n} bytes ignored (at most {})",
+                        console::MAX_LINE
+                    )?;
                     continue;
                 }
                 Some(Line::NotUtf8) => {
@@ -855,7 +863,12 @@ impl<'r, F: NorFlash> Buoy<'r, F> {
             }
             Command::Telemetry => {
                 let r = self.telemetry();
-                writeln!(out, "ok telemetry {} bytes: {}", r.bytes.len(), Hex(&r.bytes))
+                writeln!(
+                    out,
+                    "ok telemetry {} bytes: {}",
+                    r.bytes.len(),
+                    Hex(&r.bytes)
+                )
             }
         }
     }

@@ -301,7 +301,10 @@ mod tests {
             ("label 12 a b c d e", "usage: label"),
             ("label 12 bad/name", "may only use"),
             ("addclass", "usage: addclass"),
-            ("addclass aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "1 to 32"),
+            (
+                "addclass aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                "1 to 32",
+            ),
             ("threshold high", "not a number"),
             ("threshold 1.5", "outside 0..1"),
             ("threshold NaN", "outside 0..1"),

@@ -68,10 +68,7 @@ impl<E: fmt::Debug> fmt::Display for FlashError<E> {
                 f,
                 "model is {len} bytes but the model region holds {capacity}"
             ),
-            Self::ModelRejected(e) => write!(
-                f,
-                "model rejected, the installed model is kept: {e}"
-            ),
+            Self::ModelRejected(e) => write!(f, "model rejected, the installed model is kept: {e}"),
         }
     }
 }
@@ -184,8 +181,8 @@ pub fn format<F: NorFlash>(flash: &mut F, layout: Layout) -> Result<Table, Flash
     Ok(table)
 }
 
-/// Rewrites a damaged or stale table copy from the one in use, so the next
-/// fault finds two good copies. Nothing is written when both are fine.
+/// Rewrites a damaged table copy from the one in use, so the next fault
+/// finds two good copies. Nothing is written when both are fine.
 pub fn repair_table<F: NorFlash>(
     flash: &mut F,
     chosen: &Chosen,
@@ -193,19 +190,30 @@ pub fn repair_table<F: NorFlash>(
     if chosen.damaged.is_none() {
         return Ok(false);
     }
-    let table = Table {
-        sequence: chosen.table.sequence.wrapping_add(1),
-        ..chosen.table
-    };
-    write_table(flash, chosen.next_slot(), &table)?;
+    write_table(flash, chosen.next_slot(), &chosen.table)?;
     Ok(true)
+}
+
+/// Replaces the table: the copy not in use first, then the other, so at
+/// every instant one valid copy holds either the old or the new table, and
+/// after both writes a fault in either copy falls back to the same table.
+pub fn commit_table<F: NorFlash>(
+    flash: &mut F,
+    chosen: &Chosen,
+    table: &Table,
+) -> Result<(), FlashError<F::Error>> {
+    write_table(flash, chosen.next_slot(), table)?;
+    write_table(flash, chosen.from, table)
 }
 
 /// Installs `blob` as the model: it is first checked completely by the
 /// engine (a model the firmware would refuse never replaces the installed
-/// one), then the model region is erased and programmed, then the next
-/// table copy is written. The label store is not touched.
-pub fn install_model<F: NorFlash>(flash: &mut F, blob: &[u8]) -> Result<Table, FlashError<F::Error>> {
+/// one), then the model region is erased and programmed, then the table
+/// (both copies, see [`commit_table`]). The label store is not touched.
+pub fn install_model<F: NorFlash>(
+    flash: &mut F,
+    blob: &[u8],
+) -> Result<Table, FlashError<F::Error>> {
     check_geometry::<F>()?;
     Engine::new(blob).map_err(FlashError::ModelRejected)?;
     let chosen = read_table(flash)?;
@@ -237,7 +245,7 @@ pub fn install_model<F: NorFlash>(flash: &mut F, blob: &[u8]) -> Result<Table, F
             .map_err(FlashError::Flash)?;
     }
     let table = chosen.table.with_model(blob);
-    write_table(flash, chosen.next_slot(), &table)?;
+    commit_table(flash, &chosen, &table)?;
     Ok(table)
 }
 

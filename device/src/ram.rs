@@ -122,7 +122,12 @@ pub struct RamPlan {
 impl RamPlan {
     /// Total of all components.
     pub fn total(&self) -> usize {
-        self.arena + self.knn + self.frame_buffers + self.recent_frames + self.app_state + self.stack
+        self.arena
+            + self.knn
+            + self.frame_buffers
+            + self.recent_frames
+            + self.app_state
+            + self.stack
     }
 
     /// `Err` when the plan exceeds the budget.
@@ -172,7 +177,10 @@ mod tests {
     #[test]
     fn the_plan_adds_up_to_the_struct_and_the_stack() {
         let plan = DeviceRam::plan(512 * 1024);
-        assert_eq!(plan.total(), core::mem::size_of::<DeviceRam>() + STACK_RESERVE);
+        assert_eq!(
+            plan.total(),
+            core::mem::size_of::<DeviceRam>() + STACK_RESERVE
+        );
         assert!(plan.check().is_ok(), "{plan}");
         assert!(DeviceRam::plan(64 * 1024).check().is_err());
     }

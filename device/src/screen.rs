@@ -25,7 +25,6 @@ use embedded_graphics::prelude::*;
 use embedded_graphics::primitives::{PrimitiveStyle, PrimitiveStyleBuilder, Rectangle};
 use embedded_graphics::text::{Baseline, Text};
 
-
 /// Screen width in pixels.
 pub const WIDTH: u32 = 320;
 /// Screen height in pixels.
@@ -318,7 +317,10 @@ mod tests {
     impl DrawTarget for Framebuffer {
         type Color = Rgb565;
         type Error = core::convert::Infallible;
-        fn draw_iter<I: IntoIterator<Item = Pixel<Rgb565>>>(&mut self, pixels: I) -> Result<(), Self::Error> {
+        fn draw_iter<I: IntoIterator<Item = Pixel<Rgb565>>>(
+            &mut self,
+            pixels: I,
+        ) -> Result<(), Self::Error> {
             for Pixel(p, c) in pixels {
                 if let (Ok(x), Ok(y)) = (u32::try_from(p.x), u32::try_from(p.y)) {
                     if x < WIDTH && y < HEIGHT {

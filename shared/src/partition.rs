@@ -327,13 +327,29 @@ pub fn choose(a: &[u8], b: &[u8]) -> Result<Chosen, NoTable> {
         (Ok(ta), Ok(tb)) => {
             let b_newer = (tb.sequence.wrapping_sub(ta.sequence) as i32) > 0;
             Ok(if b_newer {
-                Chosen { table: tb, from: TableCopy::B, damaged: None }
+                Chosen {
+                    table: tb,
+                    from: TableCopy::B,
+                    damaged: None,
+                }
             } else {
-                Chosen { table: ta, from: TableCopy::A, damaged: None }
+                Chosen {
+                    table: ta,
+                    from: TableCopy::A,
+                    damaged: None,
+                }
             })
         }
-        (Ok(table), Err(e)) => Ok(Chosen { table, from: TableCopy::A, damaged: Some(e) }),
-        (Err(e), Ok(table)) => Ok(Chosen { table, from: TableCopy::B, damaged: Some(e) }),
+        (Ok(table), Err(e)) => Ok(Chosen {
+            table,
+            from: TableCopy::A,
+            damaged: Some(e),
+        }),
+        (Err(e), Ok(table)) => Ok(Chosen {
+            table,
+            from: TableCopy::B,
+            damaged: Some(e),
+        }),
         (Err(a), Err(b)) => Err(NoTable { a, b }),
     }
 }
@@ -378,7 +394,10 @@ mod tests {
     #[test]
     fn the_newest_valid_copy_wins_across_wraparound() {
         let c = choose(&table(5).to_bytes(), &table(6).to_bytes()).unwrap();
-        assert_eq!((c.from, c.table.sequence, c.next_slot()), (TableCopy::B, 6, TableCopy::A));
+        assert_eq!(
+            (c.from, c.table.sequence, c.next_slot()),
+            (TableCopy::B, 6, TableCopy::A)
+        );
         let c = choose(&table(u32::MAX).to_bytes(), &table(0).to_bytes()).unwrap();
         assert_eq!(c.from, TableCopy::B);
         let c = choose(&table(9).to_bytes(), &[0xFF; TABLE_LEN]).unwrap();
@@ -390,9 +409,18 @@ mod tests {
         let mut a = table(1).to_bytes();
         a[20] ^= 1;
         let e = choose(&a, &[0xFF; TABLE_LEN]).unwrap_err();
-        assert_eq!(e, NoTable { a: CopyError::CrcMismatch, b: CopyError::Erased });
+        assert_eq!(
+            e,
+            NoTable {
+                a: CopyError::CrcMismatch,
+                b: CopyError::Erased
+            }
+        );
         let text = e.to_string();
-        assert!(text.contains("copy A CRC") && text.contains("copy B erased"), "{text}");
+        assert!(
+            text.contains("copy A CRC") && text.contains("copy B erased"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -422,6 +450,9 @@ mod tests {
     #[test]
     fn with_model_records_length_crc_and_the_next_sequence() {
         let t = table(u32::MAX).with_model(b"blob");
-        assert_eq!((t.model_len, t.model_crc, t.sequence), (4, model_crc(b"blob"), 0));
+        assert_eq!(
+            (t.model_len, t.model_crc, t.sequence),
+            (4, model_crc(b"blob"), 0)
+        );
     }
 }
