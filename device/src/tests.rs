@@ -353,7 +353,7 @@ fn frames_of_the_wrong_size_and_console_garbage_are_refused_plainly() {
         b.console_input(&garbage, &mut out).unwrap();
         let lines: Vec<&str> = out.lines().collect();
         assert!(
-            lines[0].starts_with("error: line of 1000000 bytes ignored"),
+            lines[0].starts_with("error: line longer than 160 bytes ignored"),
             "{}",
             lines[0]
         );

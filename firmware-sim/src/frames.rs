@@ -45,10 +45,30 @@ impl std::fmt::Display for FrameError {
     }
 }
 
+/// What a source has right now.
+#[derive(Debug)]
+pub enum Next {
+    /// A frame, or why the next one could not be read.
+    Frame(Result<Frame, FrameError>),
+    /// Nothing yet; ask again after this long (meanwhile serve the console).
+    Wait(Duration),
+    /// The stream has ended.
+    End,
+}
+
 /// A stream of frames. `None` = the stream has ended.
 pub trait FrameSource {
-    /// The next frame, or why it could not be read.
+    /// The next frame, or why it could not be read (may block while the
+    /// source waits for one).
     fn next_frame(&mut self) -> Option<Result<Frame, FrameError>>;
+
+    /// Like [`FrameSource::next_frame`], but never blocks.
+    fn poll(&mut self) -> Next {
+        match self.next_frame() {
+            Some(f) => Next::Frame(f),
+            None => Next::End,
+        }
+    }
 }
 
 const IMAGE_EXTENSIONS: [&str; 6] = ["jpg", "jpeg", "png", "tif", "tiff", "bmp"];
@@ -317,7 +337,9 @@ impl WatchedFolder {
         for p in now {
             let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
             let before = self.pending.iter().find(|(q, _)| *q == p).map(|(_, s)| *s);
-            if before == Some(size) && size > 0 {
+            // Stable for one poll interval, empty or not: an empty file is
+            // then streamed (and reported unreadable), never waited on forever.
+            if before == Some(size) {
                 self.seen.insert(p.clone());
                 self.ready.push_back(p);
             } else {
@@ -331,23 +353,30 @@ impl WatchedFolder {
 impl FrameSource for WatchedFolder {
     fn next_frame(&mut self) -> Option<Result<Frame, FrameError>> {
         loop {
-            if let Some(path) = self.ready.pop_front() {
-                self.idle = 0;
-                return Some(decode_image(&path, None));
+            match self.poll() {
+                Next::Frame(f) => return Some(f),
+                Next::End => return None,
+                Next::Wait(d) => std::thread::sleep(d),
             }
-            self.poll_once();
-            if !self.ready.is_empty() {
-                continue;
-            }
-            // A poll that saw files still being written is not idle.
-            if self.pending.is_empty() {
-                self.idle += 1;
-            }
-            if self.idle_polls.is_some_and(|n| self.idle > n) {
-                return None;
-            }
-            std::thread::sleep(self.poll);
         }
+    }
+
+    fn poll(&mut self) -> Next {
+        if self.ready.is_empty() {
+            self.poll_once();
+        }
+        if let Some(path) = self.ready.pop_front() {
+            self.idle = 0;
+            return Next::Frame(decode_image(&path, None));
+        }
+        // A poll that saw files still being written is not idle.
+        if self.pending.is_empty() {
+            self.idle += 1;
+        }
+        if self.idle_polls.is_some_and(|n| self.idle > n) {
+            return Next::End;
+        }
+        Next::Wait(self.poll)
     }
 }
 

@@ -1,14 +1,15 @@
-//! The SeaCLR buoy simulator: the device's own code (preprocessing, int8
-//! encoder, kNN head, flash label store) driven by simulated hardware — a
-//! camera (frame sources), a NOR flash (an image file), a small screen
-//! (PNG frames), a serial console and a satellite modem (telemetry).
+//! The SeaCLR buoy simulator: the host board of the device application
+//! (`seaclr_device`). The application — boot, pipeline, console protocol,
+//! counting windows, screen — is the same no_std code a microcontroller
+//! runs; this crate supplies simulated hardware around it: a camera (frame
+//! sources), a NOR flash (an image file that survives power cuts), a
+//! screen (PNG frames), a serial console (stdin or TCP) and a satellite
+//! modem (telemetry lines).
 
-pub mod app;
 pub mod console;
 pub mod dev_model;
 pub mod display;
-pub mod edge_adapters;
 pub mod flash_file;
 pub mod frames;
+pub mod host;
 pub mod power;
-pub mod resources;

@@ -7,11 +7,14 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use seaclr_firmware_sim::app::{Buoy, Config, FrameResult};
+use seaclr_device::buoy::{BootError, Config, FrameResult, Hex};
 use seaclr_firmware_sim::console::{self, Request};
-use seaclr_firmware_sim::edge_adapters::{EdgeEncoder, EdgeMemory};
-use seaclr_firmware_sim::flash_file::{FlashFile, Layout, RegionKind};
-use seaclr_firmware_sim::frames::{FolderSource, FrameSource, IfcbSource, Order, WatchedFolder};
+use seaclr_firmware_sim::display::{Framebuffer, HEIGHT, WIDTH};
+use seaclr_firmware_sim::flash_file::{FlashFile, Layout};
+use seaclr_firmware_sim::frames::{
+    FolderSource, FrameSource, IfcbSource, Next, Order, WatchedFolder,
+};
+use seaclr_firmware_sim::host::{self, HostMemory};
 use seaclr_firmware_sim::power::PowerSupply;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,7 +23,12 @@ use std::time::{Duration, Instant};
 
 /// The SeaCLR buoy simulator: on-device plankton classification on simulated hardware.
 #[derive(Parser)]
-#[command(name = "seaclr-buoy", version, about)]
+#[command(
+    name = "seaclr-buoy",
+    version,
+    about,
+    after_help = "Exit codes: 0 success; 1 error (unreadable input, a model refused before install, a flash image with no usable partition table); 3 the simulated power was cut (reboot with the same --flash); 4 the run finished with classification off (no usable model in the flash image)."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -150,14 +158,24 @@ fn model_bytes(args: &ModelArgs, calibration: &[Vec<u8>]) -> Result<Vec<u8>> {
     })
 }
 
+/// Opens the image at `path` (or creates it with the default layout) and
+/// installs `blob`. The blob is checked by the engine first: a model the
+/// firmware would refuse never replaces the installed one.
+fn install(path: &Path, blob: &[u8]) -> Result<()> {
+    let mut flash = if path.exists() {
+        FlashFile::open(path, PowerSupply::steady())?
+    } else {
+        eprintln!("creating flash image {}", path.display());
+        FlashFile::create(path, Layout::default())?
+    };
+    seaclr_device::flash::install_model(&mut flash, blob)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(())
+}
+
 fn flash_cmd(args: FlashArgs) -> Result<()> {
     let blob = model_bytes(&args.model, &[])?;
-    let flash = if args.out.exists() {
-        FlashFile::open(&args.out, PowerSupply::steady())?
-    } else {
-        FlashFile::create(&args.out, Layout::default())?
-    };
-    flash.install_model(&blob)?;
+    install(&args.out, &blob)?;
     println!(
         "{}: model installed ({} bytes); label store region untouched",
         args.out.display(),
@@ -252,7 +270,7 @@ fn open_source(args: &RunArgs, data: &Path) -> Result<Box<dyn FrameSource>> {
     Ok(Box::new(FolderSource::new(data, order)?))
 }
 
-/// Console command names must be tokens: keep letters, digits, `_-.`.
+/// Console class names must be tokens: keep letters, digits, `_-.`.
 fn class_token(name: &str) -> String {
     let t: String = name
         .chars()
@@ -263,7 +281,7 @@ fn class_token(name: &str) -> String {
                 '_'
             }
         })
-        .take(console::MAX_CLASS_NAME)
+        .take(seaclr_shared::labels::MAX_CLASS_NAME)
         .collect();
     if t.is_empty() { "class".into() } else { t }
 }
@@ -288,7 +306,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Runs the buoy; returns the exit code (3 = the power was cut).
+/// Runs the buoy; returns the exit code ([`EXIT_POWER_CUT`], [`EXIT_MODEL_OFF`]).
 fn run(args: RunArgs) -> Result<u8> {
     let data = match &args.data {
         Some(d) => d.clone(),
@@ -313,7 +331,7 @@ fn run(args: RunArgs) -> Result<u8> {
             while calibration.len() < 64 {
                 match src.next_frame() {
                     Some(Ok(f)) => {
-                        let (w, h, g) = seaclr_firmware_sim::app::bin_to_fit(
+                        let (w, h, g) = host::bin_to_fit(
                             f.width as usize,
                             f.height as usize,
                             f.gray,
@@ -332,48 +350,39 @@ fn run(args: RunArgs) -> Result<u8> {
             }
         }
         let blob = model_bytes(&args.model, &calibration)?;
-        let flash = if flash_path.exists() {
-            FlashFile::open(&flash_path, PowerSupply::steady())?
-        } else {
-            eprintln!("creating flash image {}", flash_path.display());
-            FlashFile::create(&flash_path, Layout::default())?
-        };
-        flash.install_model(&blob)?;
+        install(&flash_path, &blob)?;
     }
     let flash = FlashFile::open(&flash_path, power)?;
     let config = Config {
         buoy_id: args.buoy_id,
         window_s: args.window_s,
-        fps: args.fps,
-        max_roi_side: args.max_roi,
         ram_budget: args.ram_kib * 1024,
-        png_dir: Some(args.out.clone()),
-        png_every: args.png_every,
-        ..Config::default()
     };
-    let memory = Box::new(EdgeMemory::new(flash.region(RegionKind::Store)));
-    let mut buoy = match Buoy::boot(config, flash.clone(), &EdgeEncoder::factory(), memory) {
+    let mut memory = HostMemory::new();
+    let mut buoy = match memory.boot(config, flash.clone()) {
         Ok(b) => b,
         Err(e) if flash.power_cut() => {
             println!(
                 "POWER CUT during boot ({e}); reboot with the same --flash to see what survived"
             );
-            return Ok(3);
+            return Ok(EXIT_POWER_CUT);
         }
-        Err(e) => return Err(e.into()),
+        Err(e @ BootError::Table(_)) => bail!("{}: {e}", flash_path.display()),
+        Err(e) => return Err(anyhow::anyhow!("{e}")),
     };
     println!("boot: flash image {}", flash_path.display());
+    if let Some(why) = buoy.table_repaired() {
+        println!("boot: one partition table copy was damaged ({why}) and has been rewritten from the other");
+    }
     match buoy.model_problem() {
-        Some(why) => println!("boot: {why}"),
+        Some(why) => println!("boot: {why} (flash image {})", flash_path.display()),
         None => println!(
             "boot: model ok; {} classes, {} labelled examples in the store",
-            buoy.class_names().iter().flatten().count(),
+            buoy.class_names().flatten().count(),
             buoy.labelled_examples()
         ),
     }
-    for line in buoy.resource_report() {
-        println!("boot: {line}");
-    }
+    print!("{}", resources(&buoy, "boot: "));
 
     let console_rx: Option<Receiver<Request>> = match args.console.as_str() {
         "none" => None,
@@ -411,14 +420,17 @@ fn run(args: RunArgs) -> Result<u8> {
     }
 
     let mut source = open_source(&args, &data)?;
+    let mut screen = Framebuffer::new(WIDTH, HEIGHT);
+    let mut pngs: Vec<PathBuf> = Vec::new();
     let mut telemetry_log = Vec::new();
     let mut per_class_labels: BTreeMap<String, usize> = BTreeMap::new();
     let mut last_label_frame = 0u64;
     let mut results: Vec<(FrameResult, Option<String>)> = Vec::new();
+    let mut skipped = 0usize;
     let started = Instant::now();
     let mut power_cut = false;
-    let handle = |buoy: &mut Buoy, line: &str, echo: bool| -> Vec<String> {
-        let replies = buoy.handle_line(line);
+    let handle = |buoy: &mut host::HostBuoy<'_>, line: &str, echo: bool| -> Vec<String> {
+        let replies = host::console_lines(buoy, line.as_bytes());
         if echo {
             println!("> {line}");
             for r in &replies {
@@ -427,17 +439,40 @@ fn run(args: RunArgs) -> Result<u8> {
         }
         replies
     };
+    // The console is served between frames and whenever the source has
+    // nothing yet, so an operator is answered while the buoy waits.
+    let serve_console = |buoy: &mut host::HostBuoy<'_>, wait: Duration| {
+        let Some(rx) = &console_rx else {
+            std::thread::sleep(wait);
+            return;
+        };
+        let mut first = rx.recv_timeout(wait).ok();
+        while let Some(req) = first.take().or_else(|| rx.try_recv().ok()) {
+            if !req.client_connected() {
+                continue;
+            }
+            for r in host::console_lines(buoy, &req.line) {
+                let _ = req.reply.send(r);
+            }
+        }
+    };
     for cmd in script.remove(&0).unwrap_or_default() {
         handle(&mut buoy, &cmd, true);
     }
-    while let Some(next) = source.next_frame() {
+    loop {
         if args.limit.is_some_and(|l| buoy.frames() >= l) {
             break;
         }
-        let frame = match next {
-            Ok(f) => f,
-            Err(e) => {
+        let frame = match source.poll() {
+            Next::End => break,
+            Next::Wait(wait) => {
+                serve_console(&mut buoy, wait);
+                continue;
+            }
+            Next::Frame(Ok(f)) => f,
+            Next::Frame(Err(e)) => {
                 println!("frame skipped: {e}");
+                skipped += 1;
                 continue;
             }
         };
@@ -447,11 +482,20 @@ fn run(args: RunArgs) -> Result<u8> {
                 std::thread::sleep(wait);
             }
         }
+        // The buoy's clock: simulated from --fps, or the wall clock.
+        let now_ms = if args.fps > 0.0 {
+            (buoy.frames() as f64 * 1000.0 / args.fps as f64) as u64
+        } else {
+            started.elapsed().as_millis() as u64
+        };
         let truth = frame.truth.clone();
-        let (result, closed) = buoy.process(frame);
-        println!("{}", result.log);
+        let (result, closed) = host::present(&mut buoy, &frame, args.max_roi, now_ms, &mut screen);
+        println!("{result}");
+        if args.png_every > 0 && result.number % args.png_every == 1 {
+            save_png(&screen, &args.out, result.number, &mut pngs);
+        }
         if let Some(report) = closed {
-            let hex: String = report.bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let hex = Hex(&report.bytes).to_string();
             println!(
                 "telemetry #{} ({} bytes): {hex}",
                 report.message.sequence,
@@ -463,12 +507,12 @@ fn run(args: RunArgs) -> Result<u8> {
         // The simulated operator: label the first N frames of each class.
         if let (Some(t), true) = (
             &truth,
-            args.auto_label > 0 && result.classification.is_some(),
+            args.auto_label > 0 && result.classification().is_some(),
         ) {
             let name = class_token(t);
             let done = per_class_labels.entry(name.clone()).or_insert(0);
             if *done < args.auto_label {
-                if !buoy.class_names().iter().flatten().any(|c| *c == name) {
+                if !buoy.class_names().flatten().any(|c| c == name) {
                     handle(&mut buoy, &format!("addclass {name}"), true);
                 }
                 let reply = handle(&mut buoy, &format!("label {number} {name}"), true);
@@ -482,13 +526,7 @@ fn run(args: RunArgs) -> Result<u8> {
         for cmd in script.remove(&number).unwrap_or_default() {
             handle(&mut buoy, &cmd, true);
         }
-        if let Some(rx) = &console_rx {
-            while let Ok(req) = rx.try_recv() {
-                for r in buoy.handle_line(&req.line) {
-                    let _ = req.reply.send(r);
-                }
-            }
-        }
+        serve_console(&mut buoy, Duration::ZERO);
         if flash.power_cut() {
             power_cut = true;
             break;
@@ -500,37 +538,36 @@ fn run(args: RunArgs) -> Result<u8> {
             "POWER CUT after {writes} flash writes and {erases} sector erases (frame {}): the buoy stops here; reboot with the same --flash to see what survived",
             buoy.frames()
         );
-        return Ok(3);
+        return Ok(EXIT_POWER_CUT);
     }
     let last = buoy.close_window();
-    let hex: String = last.bytes.iter().map(|b| format!("{b:02x}")).collect();
-    telemetry_log.push(hex);
+    telemetry_log.push(Hex(&last.bytes).to_string());
     let tele_path = args.out.join("telemetry.hex");
     std::fs::write(&tele_path, telemetry_log.join("\n") + "\n")
         .with_context(|| format!("{}: cannot write", tele_path.display()))?;
-    buoy.save_png();
+    save_png(&screen, &args.out, buoy.frames(), &mut pngs);
 
     // Summary.
     let classified: Vec<_> = results
         .iter()
-        .filter(|(r, _)| r.classification.is_some())
+        .filter(|(r, _)| r.classification().is_some())
         .collect();
     let unknown = classified
         .iter()
-        .filter(|(r, _)| r.classification.as_ref().is_some_and(|c| c.unknown))
+        .filter(|(r, _)| r.classification().is_some_and(|c| c.unknown))
         .count();
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     for (r, _) in &classified {
-        if r.classification.as_ref().is_some_and(|c| !c.unknown) {
+        if r.classification().is_some_and(|c| !c.unknown) {
             *counts
-                .entry(r.class_name.clone().unwrap_or_default())
+                .entry(r.class_name.as_deref().unwrap_or_default().to_string())
                 .or_default() += 1;
         }
     }
     println!();
     println!("== summary ==");
     println!(
-        "frames: {} ({} classified, {} unknown) in {:.1} s",
+        "frames: {} ({} classified, {} unknown, {skipped} unreadable skipped) in {:.1} s",
         results.len(),
         classified.len(),
         unknown,
@@ -549,7 +586,7 @@ fn run(args: RunArgs) -> Result<u8> {
         };
         for (r, truth) in &results {
             if let (true, Some(truth), Some(c)) =
-                (r.number > from && r.number <= to, truth, &r.classification)
+                (r.number > from && r.number <= to, truth, r.classification())
             {
                 t.total += 1;
                 if !c.unknown && r.class_name.as_deref() == Some(truth.as_str()) {
@@ -586,9 +623,7 @@ fn run(args: RunArgs) -> Result<u8> {
         "labelled examples in the flash store: {}",
         buoy.labelled_examples()
     );
-    for line in buoy.resource_report() {
-        println!("{line}");
-    }
+    print!("{}", resources(&buoy, ""));
     println!(
         "telemetry: {} message(s), last {} bytes -> {} (decode: seaclr telemetry decode FILE|HEX)",
         telemetry_log.len(),
@@ -597,12 +632,36 @@ fn run(args: RunArgs) -> Result<u8> {
     );
     println!(
         "screens: {} PNGs in {}, last {}",
-        buoy.pngs().len(),
+        pngs.len(),
         args.out.display(),
-        buoy.pngs()
-            .last()
+        pngs.last()
             .map(|p| p.display().to_string())
             .unwrap_or_default()
     );
+    if buoy.model_problem().is_some() {
+        return Ok(EXIT_MODEL_OFF);
+    }
     Ok(0)
+}
+
+/// Exit code: the simulated power failed (reboot with the same flash).
+const EXIT_POWER_CUT: u8 = 3;
+/// Exit code: the buoy ran with classification off (no usable model).
+const EXIT_MODEL_OFF: u8 = 4;
+
+/// The device's resource report, one line per resource.
+fn resources(buoy: &host::HostBuoy<'_>, prefix: &str) -> String {
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = buoy.resources(&mut out, prefix);
+    out
+}
+
+/// Saves the screen as `screen-<frame>.png` in `dir`.
+fn save_png(screen: &Framebuffer, dir: &Path, frame: u64, pngs: &mut Vec<PathBuf>) {
+    let path = dir.join(format!("screen-{frame:05}.png"));
+    match screen.save_png(&path) {
+        Ok(()) => pngs.push(path),
+        Err(e) => eprintln!("warning: {e}"),
+    }
 }

@@ -2,12 +2,13 @@
 //! the real engine, kNN head and label store on the flash image file: after
 //! reboot every acknowledged label is there, and nothing unacknowledged.
 
-use seaclr_firmware_sim::app::{Buoy, Config};
-use seaclr_firmware_sim::edge_adapters::{EdgeEncoder, EdgeMemory};
-use seaclr_firmware_sim::flash_file::{FlashFile, Layout, RegionKind};
+use seaclr_device::buoy::Config;
+use seaclr_firmware_sim::display::{Framebuffer, HEIGHT, WIDTH};
+use seaclr_firmware_sim::flash_file::{FlashFile, Layout};
 use seaclr_firmware_sim::frames::{FolderSource, Frame, FrameSource, Order};
+use seaclr_firmware_sim::host::{self, HostMemory};
 use seaclr_firmware_sim::power::PowerSupply;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 fn data() -> PathBuf {
     PathBuf::from(concat!(
@@ -19,19 +20,6 @@ fn data() -> PathBuf {
 fn frames(n: usize) -> Vec<Frame> {
     let mut src = FolderSource::new(&data(), Order::Interleaved).unwrap();
     (0..n).map(|_| src.next_frame().unwrap().unwrap()).collect()
-}
-
-fn boot(path: &Path, power: PowerSupply) -> (FlashFile, Result<Buoy, String>) {
-    let flash = FlashFile::open(path, power).unwrap();
-    let memory = Box::new(EdgeMemory::new(flash.region(RegionKind::Store)));
-    let buoy = Buoy::boot(
-        Config::default(),
-        flash.clone(),
-        &EdgeEncoder::factory(),
-        memory,
-    )
-    .map_err(|e| e.0);
-    (flash, buoy)
 }
 
 #[test]
@@ -49,12 +37,14 @@ fn every_acknowledged_label_survives_random_power_cuts() {
             model_capacity: 64 * 1024,
             store_capacity: 16 * 1024,
         };
-        FlashFile::create(&path, layout)
-            .unwrap()
-            .install_model(&blob)
-            .unwrap();
+        let mut chip = FlashFile::create(&path, layout).unwrap();
+        seaclr_device::flash::install_model(&mut chip, &blob).unwrap();
+        drop(chip);
         // Power fails somewhere among the first 60 flash operations (format included).
-        let (flash, buoy) = boot(&path, PowerSupply::random_cut(seed, 60));
+        let flash = FlashFile::open(&path, PowerSupply::random_cut(seed, 60)).unwrap();
+        let mut memory = HostMemory::new();
+        let mut screen = Framebuffer::new(WIDTH, HEIGHT);
+        let buoy = memory.boot(Config::default(), flash.clone());
         let mut acked: Vec<usize> = Vec::new(); // per class index
         let mut names: Vec<String> = Vec::new();
         match buoy {
@@ -65,10 +55,11 @@ fn every_acknowledged_label_survives_random_power_cuts() {
             Ok(mut buoy) => {
                 'session: for round in 0..6 {
                     for f in &frames {
-                        let (r, _) = buoy.process(f.clone());
+                        let (r, _) = host::present(&mut buoy, f, 320, 0, &mut screen);
                         let class = f.truth.clone().unwrap();
                         if !names.contains(&class) {
-                            let reply = buoy.handle_line(&format!("addclass {class}"));
+                            let reply =
+                                host::console_lines(&mut buoy, format!("addclass {class}").as_bytes());
                             if flash.power_cut() {
                                 break 'session;
                             }
@@ -76,7 +67,10 @@ fn every_acknowledged_label_survives_random_power_cuts() {
                             names.push(class.clone());
                             acked.push(0);
                         }
-                        let reply = buoy.handle_line(&format!("label {} {class}", r.number));
+                        let reply = host::console_lines(
+                            &mut buoy,
+                            format!("label {} {class}", r.number).as_bytes(),
+                        );
                         if reply[0].starts_with("ok") && !reply[0].contains("not stored") {
                             acked[names.iter().position(|n| *n == class).unwrap()] += 1;
                         }
@@ -94,12 +88,16 @@ fn every_acknowledged_label_survives_random_power_cuts() {
             }
         }
         drop(flash);
-        let (_, rebooted) = boot(&path, PowerSupply::steady());
-        let rebooted = rebooted.unwrap_or_else(|e| panic!("seed {seed}: reboot failed: {e}"));
-        let classes: Vec<String> = rebooted.class_names().into_iter().flatten().collect();
+        let mut memory = HostMemory::new();
+        let rebooted = memory
+            .boot(
+                Config::default(),
+                FlashFile::open(&path, PowerSupply::steady()).unwrap(),
+            )
+            .unwrap_or_else(|e| panic!("seed {seed}: reboot failed: {e}"));
+        let classes: Vec<String> = rebooted.class_names().flatten().map(String::from).collect();
         assert_eq!(classes, names, "seed {seed}: classes after reboot");
-        let mut per_class = rebooted.examples_per_class();
-        per_class.resize(acked.len(), 0);
+        let per_class: Vec<usize> = (0..acked.len()).map(|c| rebooted.examples_of(c)).collect();
         assert_eq!(
             per_class, acked,
             "seed {seed}: examples per class after reboot"

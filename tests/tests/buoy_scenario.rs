@@ -8,10 +8,11 @@
 //! otherwise a random-weights int8 blob built here through the blob writer
 //! and run by the same edge engine (the test says so on stderr).
 
-use seaclr_firmware_sim::app::{Buoy, Config, FrameResult};
-use seaclr_firmware_sim::edge_adapters::{EdgeEncoder, EdgeMemory};
-use seaclr_firmware_sim::flash_file::{ERASE_SIZE, FlashFile, Layout, RegionKind};
+use seaclr_device::buoy::{Config, FrameResult};
+use seaclr_firmware_sim::display::{Framebuffer, HEIGHT, WIDTH};
+use seaclr_firmware_sim::flash_file::{FlashFile, Layout};
 use seaclr_firmware_sim::frames::{FolderSource, Frame, FrameSource, Order};
+use seaclr_firmware_sim::host::{self, HostBuoy, HostMemory};
 use seaclr_firmware_sim::power::PowerSupply;
 use std::path::{Path, PathBuf};
 
@@ -59,34 +60,40 @@ fn model(frames: &[Frame]) -> Vec<u8> {
     seaclr_firmware_sim::dev_model::random_blob(0x5EAC1, 64, &calibration).unwrap()
 }
 
-fn boot(path: &Path, power: PowerSupply) -> (FlashFile, Buoy) {
+fn boot<'m>(memory: &'m mut HostMemory, path: &Path, power: PowerSupply) -> (FlashFile, HostBuoy<'m>) {
     let flash = FlashFile::open(path, power).unwrap();
-    let memory = Box::new(EdgeMemory::new(flash.region(RegionKind::Store)));
-    let buoy = Buoy::boot(
-        Config::default(),
-        flash.clone(),
-        &EdgeEncoder::factory(),
-        memory,
-    )
-    .unwrap();
+    let buoy = memory.boot(Config::default(), flash.clone()).unwrap();
     (flash, buoy)
+}
+
+fn reply(buoy: &mut HostBuoy<'_>, line: &str) -> Vec<String> {
+    host::console_lines(buoy, line.as_bytes())
+}
+
+fn process(buoy: &mut HostBuoy<'_>, frame: &Frame) -> FrameResult {
+    let mut screen = Framebuffer::new(WIDTH, HEIGHT);
+    host::present(buoy, frame, 320, 0, &mut screen).0
+}
+
+fn examples_per_class(buoy: &HostBuoy<'_>, classes: usize) -> Vec<usize> {
+    (0..classes).map(|c| buoy.examples_of(c)).collect()
 }
 
 fn accuracy(results: &[(FrameResult, String)]) -> f64 {
     let correct = results
         .iter()
         .filter(|(r, truth)| {
-            r.classification.as_ref().is_some_and(|c| !c.unknown)
+            r.classification().is_some_and(|c| !c.unknown)
                 && r.class_name.as_deref() == Some(truth)
         })
         .count();
     correct as f64 / results.len().max(1) as f64
 }
 
-fn classify_all(buoy: &mut Buoy, frames: &[Frame]) -> Vec<(FrameResult, String)> {
+fn classify_all(buoy: &mut HostBuoy<'_>, frames: &[Frame]) -> Vec<(FrameResult, String)> {
     frames
         .iter()
-        .map(|f| (buoy.process(f.clone()).0, f.truth.clone().unwrap()))
+        .map(|f| (process(buoy, f), f.truth.clone().unwrap()))
         .collect()
 }
 
@@ -97,14 +104,14 @@ fn buoy_learns_from_console_labels_and_keeps_them_through_a_power_cut() {
     let dir = std::env::temp_dir().join(format!("seaclr-buoy-scenario-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("flash.img");
-    FlashFile::create(&path, Layout::default())
-        .unwrap()
-        .install_model(&model(&frames))
-        .unwrap();
+    let mut chip = FlashFile::create(&path, Layout::default()).unwrap();
+    seaclr_device::flash::install_model(&mut chip, &model(&frames)).unwrap();
+    drop(chip);
 
     // Boot with an empty store.
-    let (_flash, mut buoy) = boot(&path, PowerSupply::steady());
-    assert_eq!(buoy.model_problem(), None);
+    let mut memory = HostMemory::new();
+    let (_flash, mut buoy) = boot(&mut memory, &path, PowerSupply::steady());
+    assert_eq!(buoy.model_problem().is_none(), true);
     assert_eq!(buoy.labelled_examples(), 0);
 
     // The first frames of the stream: LABELS_PER_CLASS of each class (interleaved order).
@@ -121,11 +128,11 @@ fn buoy_learns_from_console_labels_and_keeps_them_through_a_power_cut() {
 
     // Label them through the console.
     for c in &classes {
-        let reply = buoy.handle_line(&format!("addclass {c}"));
+        let reply = reply(&mut buoy, &format!("addclass {c}"));
         assert!(reply[0].starts_with("ok"), "{reply:?}");
     }
     for (r, truth) in &first {
-        let reply = buoy.handle_line(&format!("label {} {truth}", r.number));
+        let reply = reply(&mut buoy, &format!("label {} {truth}", r.number));
         assert!(
             reply[0].starts_with("ok") && !reply[0].contains("not stored"),
             "{reply:?}"
@@ -153,14 +160,15 @@ fn buoy_learns_from_console_labels_and_keeps_them_through_a_power_cut() {
     drop(buoy);
 
     // More label updates with the power failing during the 4th flash write.
-    let (flash, mut buoy) = boot(&path, PowerSupply::cut_after(3));
-    let mut acked = buoy.examples_per_class();
+    let mut memory = HostMemory::new();
+    let (flash, mut buoy) = boot(&mut memory, &path, PowerSupply::cut_after(3));
+    let mut acked = examples_per_class(&buoy, classes.len());
     let mut acked_frames = Vec::new();
     let mut refused = 0;
     for f in &rest[..12] {
-        let (r, _) = buoy.process(f.clone());
+        let r = process(&mut buoy, f);
         let truth = f.truth.clone().unwrap();
-        let reply = buoy.handle_line(&format!("label {} {truth}", r.number));
+        let reply = reply(&mut buoy, &format!("label {} {truth}", r.number));
         if reply[0].starts_with("ok") {
             acked[classes.iter().position(|c| *c == truth).unwrap()] += 1;
             acked_frames.push((f.clone(), truth));
@@ -180,15 +188,16 @@ fn buoy_learns_from_console_labels_and_keeps_them_through_a_power_cut() {
     drop((flash, buoy));
 
     // Reboot: every acknowledged label is there, nothing else.
-    let (_flash, mut buoy) = boot(&path, PowerSupply::steady());
+    let mut memory = HostMemory::new();
+    let (_flash, mut buoy) = boot(&mut memory, &path, PowerSupply::steady());
     assert_eq!(
-        buoy.class_names().into_iter().flatten().collect::<Vec<_>>(),
+        buoy.class_names().flatten().map(String::from).collect::<Vec<_>>(),
         classes
     );
-    assert_eq!(buoy.examples_per_class(), acked);
+    assert_eq!(examples_per_class(&buoy, classes.len()), acked);
     for (f, truth) in &acked_frames {
-        let (r, _) = buoy.process(f.clone());
-        let c = r.classification.unwrap();
+        let r = process(&mut buoy, f);
+        let c = r.classification().unwrap();
         assert!(
             c.similarity > 0.999,
             "{truth} frame's stored embedding is missing: best similarity {}",
@@ -201,17 +210,18 @@ fn buoy_learns_from_console_labels_and_keeps_them_through_a_power_cut() {
     let mut image = std::fs::read(&path).unwrap();
     let store = Layout::default().store_offset() as usize;
     let store_before = image[store..].to_vec();
-    image[ERASE_SIZE + 100] ^= 0x10;
+    image[Layout::default().model_offset() as usize + 100] ^= 0x10;
     std::fs::write(&path, &image).unwrap();
-    let (_flash, mut buoy) = boot(&path, PowerSupply::steady());
+    let mut memory = HostMemory::new();
+    let (_flash, mut buoy) = boot(&mut memory, &path, PowerSupply::steady());
     let why = buoy.model_problem().unwrap().to_string();
     assert!(
         why.contains("refusing to classify") && why.contains("corrupt"),
         "{why}"
     );
-    let (r, _) = buoy.process(frames[0].clone());
-    assert!(r.classification.is_none());
-    assert!(buoy.handle_line("label 1 Tripos")[0].starts_with("error:"));
+    let r = process(&mut buoy, &frames[0]);
+    assert!(r.classification().is_none());
+    assert!(reply(&mut buoy, "label 1 Tripos")[0].starts_with("error:"));
     drop(buoy);
     assert_eq!(std::fs::read(&path).unwrap()[store..], store_before[..]);
 }
