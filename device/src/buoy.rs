@@ -669,10 +669,10 @@ impl<'r, F: NorFlash> Buoy<'r, F> {
             let mut line = [0u8; console::MAX_LINE];
             let text = match self.console.push(b) {
                 None => continue,
-                Some(Line::TooLong(n)) => {
+                Some(Line::TooLong(_)) => {
                     writeln!(
                         out,
-                        "error: line of {n} bytes ignored (at most {})",
+                        "error: line longer than {} bytes ignored",
                         console::MAX_LINE
                     )?;
                     continue;

@@ -26,9 +26,15 @@ pub const STACK_RESERVE: usize = 16 * 1024;
 /// A frame id: the last [`FRAME_ID_LEN`] bytes of a path or ROI id.
 pub type FrameId = heapless::String<FRAME_ID_LEN>;
 
-/// The tail of `id` that fits a [`FrameId`], cut at a character boundary.
+/// The tail of `id` that fits a [`FrameId`]: whole path components when
+/// it has to be cut (else a character boundary).
 pub fn frame_id(id: &str) -> FrameId {
     let mut start = id.len().saturating_sub(FRAME_ID_LEN);
+    if start > 0 {
+        if let Some(slash) = id[start..].find('/') {
+            start += slash + 1;
+        }
+    }
     while !id.is_char_boundary(start) {
         start += 1;
     }
@@ -192,6 +198,8 @@ mod tests {
         let long = "d/".repeat(100) + "é.jpg";
         let id = frame_id(&long);
         assert!(id.len() <= FRAME_ID_LEN && long.ends_with(id.as_str()));
-        assert!(id.ends_with("é.jpg"));
+        assert!(id.ends_with("é.jpg") && !id.starts_with('/'));
+        let path = std::format!("{}/Noctilucales/{}.jpg", "x".repeat(40), "y".repeat(60));
+        assert!(frame_id(&path).starts_with("Noctilucales/"), "{}", frame_id(&path));
     }
 }
