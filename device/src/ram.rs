@@ -200,6 +200,10 @@ mod tests {
         assert!(id.len() <= FRAME_ID_LEN && long.ends_with(id.as_str()));
         assert!(id.ends_with("é.jpg") && !id.starts_with('/'));
         let path = std::format!("{}/Noctilucales/{}.jpg", "x".repeat(40), "y".repeat(60));
-        assert!(frame_id(&path).starts_with("Noctilucales/"), "{}", frame_id(&path));
+        assert!(
+            frame_id(&path).starts_with("Noctilucales/"),
+            "{}",
+            frame_id(&path)
+        );
     }
 }

@@ -62,7 +62,11 @@ fn forward_lines(
     let limit = seaclr_device::console::MAX_LINE + 1;
     loop {
         let mut line = Vec::new();
-        match input.by_ref().take(limit as u64).read_until(b'\n', &mut line) {
+        match input
+            .by_ref()
+            .take(limit as u64)
+            .read_until(b'\n', &mut line)
+        {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }

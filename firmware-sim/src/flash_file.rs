@@ -201,7 +201,8 @@ impl FlashFile {
     /// Opens an existing image; `power` decides when flash operations fail.
     /// The partition table is read by whoever boots from it.
     pub fn open(path: &Path, power: PowerSupply) -> Result<Self, FlashFileError> {
-        let meta = std::fs::metadata(path).map_err(|e| FlashFileError::Io(path.to_path_buf(), e))?;
+        let meta =
+            std::fs::metadata(path).map_err(|e| FlashFileError::Io(path.to_path_buf(), e))?;
         if !meta.is_file() {
             return Err(FlashFileError::BadImage(
                 path.to_path_buf(),
@@ -291,7 +292,9 @@ impl NorFlash for FlashFile {
 
     fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), FlashError> {
         let o = offset as usize;
-        if o.checked_add(bytes.len()).is_none_or(|end| end > self.capacity()) {
+        if o.checked_add(bytes.len())
+            .is_none_or(|end| end > self.capacity())
+        {
             return Err(FlashError::OutOfBounds);
         }
         if !o.is_multiple_of(WRITE_SIZE) || !bytes.len().is_multiple_of(WRITE_SIZE) {
@@ -348,7 +351,10 @@ mod tests {
         drop(f);
         let mut f = FlashFile::open(&p, PowerSupply::steady()).unwrap();
         let mut buf = vec![0u8; 1 << 16];
-        assert_eq!(flash::read_model(&mut f, &table, &mut buf).unwrap(), &blob[..]);
+        assert_eq!(
+            flash::read_model(&mut f, &table, &mut buf).unwrap(),
+            &blob[..]
+        );
         drop(f);
         // Flip one byte of the model in the file.
         let mut bytes = std::fs::read(&p).unwrap();
@@ -383,7 +389,10 @@ mod tests {
         let base = small().store_offset();
         assert_eq!(r.write(base + 2, &[0; 4]), Err(FlashError::NotAligned));
         assert_eq!(r.write(base, &[0; 3]), Err(FlashError::NotAligned));
-        assert_eq!(r.write(small().total(), &[0; 4]), Err(FlashError::OutOfBounds));
+        assert_eq!(
+            r.write(small().total(), &[0; 4]),
+            Err(FlashError::OutOfBounds)
+        );
         assert_eq!(r.erase(base, base + 100), Err(FlashError::NotAligned));
         assert_eq!(
             r.erase(base, small().total() + ERASE_SIZE as u32),

@@ -198,8 +198,9 @@ impl FrameSource for FolderSource {
 pub struct IfcbSource {
     stem: String,
     roi: Vec<u8>,
-    /// (trigger number, width, height, start byte), image rows only.
-    rows: Vec<(usize, usize, usize, usize)>,
+    /// (trigger number, width, height, start byte) for image rows, or why
+    /// a row is unusable (reported in its place; the rows after it stream).
+    rows: Vec<Result<(usize, usize, usize, usize), FrameError>>,
     next: usize,
 }
 
@@ -231,29 +232,38 @@ impl IfcbSource {
             if line.trim().is_empty() {
                 continue;
             }
+            // One bad row (a garbage line, or a ROI the .roi file does not
+            // hold yet, as in a bin still being written) is skipped with its
+            // reason, as the host tools do; the other rows still stream.
+            let bad = |reason: String| FrameError {
+                id: format!("{}: line {}", adc_path.display(), line_no + 1),
+                reason,
+            };
             let row = match parse_adc_row(line, columns) {
                 Ok(Some(row)) => row,
                 Ok(None) => continue, // A trigger without an image.
-                Err(e) => anyhow::bail!("{}: line {}: {e}", adc_path.display(), line_no + 1),
+                Err(e) => {
+                    rows.push(Err(bad(e.to_string())));
+                    continue;
+                }
             };
             if row.end_byte() > roi.len() as u64 {
-                anyhow::bail!(
-                    "{}: line {}: ROI of {}x{} at byte {} runs past the end of {} ({} bytes)",
-                    adc_path.display(),
-                    line_no + 1,
+                rows.push(Err(bad(format!(
+                    "ROI of {}x{} at byte {} runs past the end of {} ({} bytes)",
                     row.width,
                     row.height,
                     row.start_byte,
                     roi_path.display(),
                     roi.len()
-                );
+                ))));
+                continue;
             }
-            rows.push((
+            rows.push(Ok((
                 line_no + 1,
                 row.width as usize,
                 row.height as usize,
                 row.start_byte as usize,
-            ));
+            )));
         }
         let stem = base
             .file_name()
@@ -280,8 +290,12 @@ impl IfcbSource {
 
 impl FrameSource for IfcbSource {
     fn next_frame(&mut self) -> Option<Result<Frame, FrameError>> {
-        let &(trigger, w, h, start) = self.rows.get(self.next)?;
+        let row = self.rows.get(self.next)?.clone();
         self.next += 1;
+        let (trigger, w, h, start) = match row {
+            Ok(row) => row,
+            Err(e) => return Some(Err(e)),
+        };
         // ADC width is the fast (row) axis: h rows of w bytes.
         Some(Ok(Frame {
             id: format!("{}.roi#{trigger}", self.stem),
@@ -444,22 +458,46 @@ mod tests {
     }
 
     #[test]
-    fn ifcb_errors_name_the_file() {
+    fn bad_ifcb_rows_are_skipped_one_by_one_with_the_file_named() {
         let d = tmp("ifcb-bad");
-        std::fs::write(d.join("x.adc"), "1,2,3\n").unwrap();
-        std::fs::write(d.join("x.roi"), [0u8; 10]).unwrap();
-        let e = IfcbSource::open(&d.join("x")).err().unwrap().to_string();
-        assert!(e.contains("x.adc") && e.contains("3 fields"), "{e}");
         let e = IfcbSource::open(&d.join("missing"))
             .err()
             .unwrap()
             .to_string();
         assert!(e.contains("missing.adc"), "{e}");
-        // Start byte past the end of the ROI file.
-        std::fs::write(d.join("y.adc"), "1,0,0,0,0,0,0,0,0,0,0,10,10,5,\n").unwrap();
-        std::fs::write(d.join("y.roi"), [0u8; 10]).unwrap();
-        let e = IfcbSource::open(&d.join("y")).err().unwrap().to_string();
-        assert!(e.contains("past the end"), "{e}");
+        // A good row, a garbage row, a good row, a row past the end of the
+        // .roi file (a bin still being written): the good ones stream.
+        std::fs::write(
+            d.join("y.adc"),
+            "1,0,0,0,0,0,0,0,0,0,0,10,10,0,\n1,2,3\n3,0,0,0,0,0,0,0,0,0,0,10,10,100,\n4,0,0,0,0,0,0,0,0,0,0,10,10,250,\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("y.roi"), [9u8; 300]).unwrap();
+        let mut src = IfcbSource::open(&d.join("y")).unwrap();
+        let got: Vec<_> = std::iter::from_fn(|| src.next_frame()).collect();
+        assert_eq!(got.len(), 4);
+        assert_eq!(got[0].as_ref().unwrap().id, "y.roi#1");
+        let garbage = got[1].as_ref().unwrap_err().to_string();
+        assert!(
+            garbage.contains("y.adc: line 2") && garbage.contains("3 fields"),
+            "{garbage}"
+        );
+        assert_eq!(got[2].as_ref().unwrap().id, "y.roi#3");
+        let past = got[3].as_ref().unwrap_err().to_string();
+        assert!(
+            past.contains("line 4") && past.contains("past the end"),
+            "{past}"
+        );
+    }
+
+    #[test]
+    fn a_watched_empty_file_is_reported_not_waited_on() {
+        let d = tmp("watch-empty");
+        std::fs::write(d.join("empty.jpg"), b"").unwrap();
+        let mut w = WatchedFolder::new(&d, Duration::from_millis(5), Some(3)).unwrap();
+        let e = w.next_frame().unwrap().unwrap_err();
+        assert!(e.id.ends_with("empty.jpg"), "{e}");
+        assert!(w.next_frame().is_none(), "the watch never ended");
     }
 
     #[test]

@@ -372,7 +372,9 @@ fn run(args: RunArgs) -> Result<u8> {
     };
     println!("boot: flash image {}", flash_path.display());
     if let Some(why) = buoy.table_repaired() {
-        println!("boot: one partition table copy was damaged ({why}) and has been rewritten from the other");
+        println!(
+            "boot: one partition table copy was damaged ({why}) and has been rewritten from the other"
+        );
     }
     match buoy.model_problem() {
         Some(why) => println!("boot: {why} (flash image {})", flash_path.display()),

@@ -58,8 +58,10 @@ fn every_acknowledged_label_survives_random_power_cuts() {
                         let (r, _) = host::present(&mut buoy, f, 320, 0, &mut screen);
                         let class = f.truth.clone().unwrap();
                         if !names.contains(&class) {
-                            let reply =
-                                host::console_lines(&mut buoy, format!("addclass {class}").as_bytes());
+                            let reply = host::console_lines(
+                                &mut buoy,
+                                format!("addclass {class}").as_bytes(),
+                            );
                             if flash.power_cut() {
                                 break 'session;
                             }

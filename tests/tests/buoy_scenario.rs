@@ -60,7 +60,11 @@ fn model(frames: &[Frame]) -> Vec<u8> {
     seaclr_firmware_sim::dev_model::random_blob(0x5EAC1, 64, &calibration).unwrap()
 }
 
-fn boot<'m>(memory: &'m mut HostMemory, path: &Path, power: PowerSupply) -> (FlashFile, HostBuoy<'m>) {
+fn boot<'m>(
+    memory: &'m mut HostMemory,
+    path: &Path,
+    power: PowerSupply,
+) -> (FlashFile, HostBuoy<'m>) {
     let flash = FlashFile::open(path, power).unwrap();
     let buoy = memory.boot(Config::default(), flash.clone()).unwrap();
     (flash, buoy)
@@ -83,8 +87,7 @@ fn accuracy(results: &[(FrameResult, String)]) -> f64 {
     let correct = results
         .iter()
         .filter(|(r, truth)| {
-            r.classification().is_some_and(|c| !c.unknown)
-                && r.class_name.as_deref() == Some(truth)
+            r.classification().is_some_and(|c| !c.unknown) && r.class_name.as_deref() == Some(truth)
         })
         .count();
     correct as f64 / results.len().max(1) as f64
@@ -191,7 +194,10 @@ fn buoy_learns_from_console_labels_and_keeps_them_through_a_power_cut() {
     let mut memory = HostMemory::new();
     let (_flash, mut buoy) = boot(&mut memory, &path, PowerSupply::steady());
     assert_eq!(
-        buoy.class_names().flatten().map(String::from).collect::<Vec<_>>(),
+        buoy.class_names()
+            .flatten()
+            .map(String::from)
+            .collect::<Vec<_>>(),
         classes
     );
     assert_eq!(examples_per_class(&buoy, classes.len()), acked);

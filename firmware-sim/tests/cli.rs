@@ -1,0 +1,135 @@
+//! `seaclr-buoy` as a user runs it: the console answers while the buoy
+//! waits for frames, and a bad model never replaces a good one.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn buoy() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_seaclr-buoy"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("seaclr-buoy-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn model() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../models/seaclr-s.seaclr"
+    ))
+}
+
+#[test]
+fn the_console_answers_while_no_frames_arrive() {
+    let dir = tmp("idle");
+    let watched = dir.join("watched");
+    std::fs::create_dir_all(&watched).unwrap();
+    let mut child = buoy()
+        .args([
+            "run",
+            "--watch",
+            "--idle-s",
+            "20",
+            "--console",
+            "tcp:0",
+            "--data",
+        ])
+        .arg(&watched)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut port = None;
+    let mut line = String::new();
+    while port.is_none() && out.read_line(&mut line).unwrap() > 0 {
+        port = line
+            .trim()
+            .strip_prefix("console: listening on 127.0.0.1:")
+            .map(|p| p.parse::<u16>().unwrap());
+        line.clear();
+    }
+    let port = port.expect("no console port printed");
+    let started = Instant::now();
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    writeln!(conn, "status").unwrap();
+    let mut reply = String::new();
+    BufReader::new(conn.try_clone().unwrap())
+        .read_line(&mut reply)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(reply.starts_with("ok model"), "reply: {reply:?}");
+    // Answered while idle, long before the 20 s idle end.
+    assert!(started.elapsed() < Duration::from_secs(15));
+}
+
+fn flash_with_good_model(dir: &Path) -> PathBuf {
+    let image = dir.join("flash.img");
+    let status = buoy()
+        .args(["flash", "--model"])
+        .arg(model())
+        .arg("--out")
+        .arg(&image)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    image
+}
+
+#[test]
+fn a_bad_model_is_refused_and_the_installed_one_kept() {
+    let dir = tmp("bad-model");
+    let image = flash_with_good_model(&dir);
+    let before = std::fs::read(&image).unwrap();
+    let good = std::fs::read(model()).unwrap();
+    let mut flipped = good.clone();
+    flipped[good.len() / 2] ^= 1;
+    for (name, bytes) in [
+        ("empty.seaclr", &good[..0]),
+        ("truncated.seaclr", &good[..good.len() / 3]),
+        ("flipped.seaclr", &flipped[..]),
+    ] {
+        let bad = dir.join(name);
+        std::fs::write(&bad, bytes).unwrap();
+        let out = buoy()
+            .args(["flash", "--model"])
+            .arg(&bad)
+            .arg("--out")
+            .arg(&image)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: flash exited 0");
+        assert!(
+            err.contains("model rejected") && err.contains("kept"),
+            "{name}: {err}"
+        );
+        let run = buoy()
+            .args(["run", "--console", "none", "--flash"])
+            .arg(&image)
+            .arg("--model")
+            .arg(&bad)
+            .arg("--data")
+            .arg(&dir)
+            .arg("--out")
+            .arg(dir.join("out"))
+            .output()
+            .unwrap();
+        assert!(!run.status.success(), "{name}: run exited 0");
+        assert_eq!(
+            std::fs::read(&image).unwrap(),
+            before,
+            "{name}: the image changed"
+        );
+    }
+}
