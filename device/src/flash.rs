@@ -138,7 +138,7 @@ pub fn read_table<F: ReadNorFlash>(flash: &mut F) -> Result<Chosen, FlashError<F
 }
 
 fn check_geometry<F: NorFlash>() -> Result<(), FlashError<F::Error>> {
-    if ERASE_SIZE % F::ERASE_SIZE != 0 || TABLE_LEN % F::WRITE_SIZE != 0 {
+    if !ERASE_SIZE.is_multiple_of(F::ERASE_SIZE) || !TABLE_LEN.is_multiple_of(F::WRITE_SIZE) {
         return Err(FlashError::Geometry);
     }
     Ok(())

@@ -30,10 +30,10 @@ pub type FrameId = heapless::String<FRAME_ID_LEN>;
 /// it has to be cut (else a character boundary).
 pub fn frame_id(id: &str) -> FrameId {
     let mut start = id.len().saturating_sub(FRAME_ID_LEN);
-    if start > 0 {
-        if let Some(slash) = id[start..].find('/') {
-            start += slash + 1;
-        }
+    if start > 0
+        && let Some(slash) = id[start..].find('/')
+    {
+        start += slash + 1;
     }
     while !id.is_char_boundary(start) {
         start += 1;

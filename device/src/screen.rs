@@ -224,12 +224,12 @@ pub fn draw_screen<D: DrawTarget<Color = Rgb565>>(
         let red = MonoTextStyle::new(&FONT_6X10, Rgb565::RED);
         for (i, line) in alert.as_bytes().chunks(27).take(5).enumerate() {
             let line = core::str::from_utf8(line).unwrap_or("?");
-            Text::with_baseline(&line, Point::new(x, 22 + 12 * i as i32), red, Baseline::Top)
+            Text::with_baseline(line, Point::new(x, 22 + 12 * i as i32), red, Baseline::Top)
                 .draw(target)?;
         }
     } else {
         let name = s.class.unwrap_or("(no labels yet)");
-        Text::with_baseline(&clip(name, 18), Point::new(x, 20), big, Baseline::Top).draw(target)?;
+        Text::with_baseline(clip(name, 18), Point::new(x, 20), big, Baseline::Top).draw(target)?;
         draw_confidence_bar(
             target,
             Rectangle::new(Point::new(x, 40), Size::new(130, 12)),
@@ -247,7 +247,7 @@ pub fn draw_screen<D: DrawTarget<Color = Rgb565>>(
         }
     }
     let id = s.frame_id.rsplit('/').next().unwrap_or(s.frame_id);
-    Text::with_baseline(&clip(id, 33), Point::new(x, 84), tiny, Baseline::Top).draw(target)?;
+    Text::with_baseline(clip(id, 33), Point::new(x, 84), tiny, Baseline::Top).draw(target)?;
     // Histogram of recent counts with short class names under the bars.
     Text::with_baseline("recent counts", Point::new(8, 154), small, Baseline::Top).draw(target)?;
     let mut all = [0u32; MAX_BARS];
@@ -264,7 +264,7 @@ pub fn draw_screen<D: DrawTarget<Color = Rgb565>>(
         if bar_w >= 5 {
             for (i, (name, _)) in s.histogram.iter().enumerate() {
                 let p = Point::new(8 + (i as u32 * bar_w) as i32, 212);
-                Text::with_baseline(&clip(name, chars), p, tiny, Baseline::Top).draw(target)?;
+                Text::with_baseline(clip(name, chars), p, tiny, Baseline::Top).draw(target)?;
             }
         }
     }
@@ -322,10 +322,11 @@ mod tests {
             pixels: I,
         ) -> Result<(), Self::Error> {
             for Pixel(p, c) in pixels {
-                if let (Ok(x), Ok(y)) = (u32::try_from(p.x), u32::try_from(p.y)) {
-                    if x < WIDTH && y < HEIGHT {
-                        self.pixels[(y * WIDTH + x) as usize] = c;
-                    }
+                if let (Ok(x), Ok(y)) = (u32::try_from(p.x), u32::try_from(p.y))
+                    && x < WIDTH
+                    && y < HEIGHT
+                {
+                    self.pixels[(y * WIDTH + x) as usize] = c;
                 }
             }
             Ok(())

@@ -152,7 +152,6 @@ fn a_bad_model_never_replaces_the_installed_one() {
         flash::install_model(&mut chip, &flipped),
         Err(FlashError::ModelRejected(_))
     ));
-    drop(chip);
     assert!(memory == before, "a refused model changed the flash");
     with_buoy(&mut memory, Config::default(), |b| {
         assert!(b.model_problem().is_none())
@@ -282,7 +281,8 @@ fn one_damaged_table_copy_never_locks_the_store_out() {
         assert!(reply(b, "label 1 disk").starts_with("ok"));
     });
     let sector = |copy: TableCopy| copy.offset() as usize..copy.offset() as usize + ERASE_SIZE;
-    let damages: [(&str, fn(&mut [u8])); 2] = [
+    type Damage = (&'static str, fn(&mut [u8]));
+    let damages: [Damage; 2] = [
         ("erased", |s: &mut [u8]| s.fill(0xFF)),
         ("bit flip", |s: &mut [u8]| s[20] ^= 0x04),
     ];
