@@ -134,6 +134,20 @@ impl<'m> Engine<'m> {
         arena: &mut [u8],
         out: &mut [i8],
     ) -> Result<Encoded, EngineError> {
+        self.encode_observed(image, arena, out, |_| {})
+    }
+
+    /// [`Engine::encode`], calling `after_layer(i)` as soon as layer `i`
+    /// (0-based, in blob order) has written its output: a board times or
+    /// traces each layer with it (the QEMU board counts instructions per
+    /// layer). The result is identical to `encode`'s.
+    pub fn encode_observed(
+        &self,
+        image: &[u8],
+        arena: &mut [u8],
+        out: &mut [i8],
+        mut after_layer: impl FnMut(usize),
+    ) -> Result<Encoded, EngineError> {
         let size = self.input_size();
         if image.len() != size * size {
             return Err(EngineError::ImageSize {
@@ -173,13 +187,14 @@ impl<'m> Engine<'m> {
             width: size,
             channels: 1,
         };
-        for layer in self.blob.layers() {
+        for (index, layer) in self.blob.layers().enumerate() {
             shape = match &layer {
                 Layer::Conv3x3(conv) => kernels::conv3x3(conv, src, shape, patch, dst),
                 Layer::GlobalAvgPool(pool) => kernels::global_avg_pool(pool, src, shape, dst),
                 Layer::Linear(lin) => kernels::linear(lin, src, dst),
             };
             core::mem::swap(&mut src, &mut dst);
+            after_layer(index);
         }
         let zp = self.blob.header().output_zero_point as i32;
         let mut norm_squared = 0u32;

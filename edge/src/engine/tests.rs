@@ -304,3 +304,19 @@ fn committed_model_matches_reference() {
         assert_eq!(got, reference::run(&layers, n, &pixels), "image {image}");
     }
 }
+
+#[test]
+fn observed_encode_reports_each_layer_once_and_equals_encode() {
+    let blob = small_blob();
+    let engine = Engine::new(&blob).unwrap();
+    let image: Vec<u8> = (0..64).map(|i| (i * 37 % 256) as u8).collect();
+    let mut arena = std::vec![0u8; engine.arena_bytes()];
+    let (mut plain, mut observed) = ([0i8; 3], [0i8; 3]);
+    let a = engine.encode(&image, &mut arena, &mut plain).unwrap();
+    let mut seen = Vec::new();
+    let b = engine
+        .encode_observed(&image, &mut arena, &mut observed, |i| seen.push(i))
+        .unwrap();
+    assert_eq!((a, plain), (b, observed));
+    assert_eq!(seen, [0, 1]);
+}
