@@ -41,6 +41,13 @@ pub enum FlashError<E> {
         /// Region capacity.
         capacity: u32,
     },
+    /// A label-store image that is not exactly the store region's size.
+    StoreImageSize {
+        /// Image bytes.
+        len: usize,
+        /// Region capacity.
+        capacity: u32,
+    },
     /// The model failed validation and was not installed (the installed one
     /// is untouched).
     ModelRejected(BlobError),
@@ -67,6 +74,10 @@ impl<E: fmt::Debug> fmt::Display for FlashError<E> {
             Self::ModelTooLarge { len, capacity } => write!(
                 f,
                 "model is {len} bytes but the model region holds {capacity}"
+            ),
+            Self::StoreImageSize { len, capacity } => write!(
+                f,
+                "label store image is {len} bytes but the label-store region is {capacity}"
             ),
             Self::ModelRejected(e) => write!(f, "model rejected, the installed model is kept: {e}"),
         }
@@ -247,6 +258,40 @@ pub fn install_model<F: NorFlash>(
     let table = chosen.table.with_model(blob);
     commit_table(flash, &chosen, &table)?;
     Ok(table)
+}
+
+/// Replaces the label-store region with `image` (a store built on the
+/// host, e.g. by `seaclr fewshot build`): the region is erased and
+/// programmed in full. The caller checks that the image mounts first; a
+/// cut while this runs leaves a store that mount either recovers or
+/// formats, so install label images on the bench, not in the field.
+pub fn install_label_store<F: NorFlash>(
+    flash: &mut F,
+    layout: &Layout,
+    image: &[u8],
+) -> Result<(), FlashError<F::Error>> {
+    check_geometry::<F>()?;
+    if image.len() != layout.store_capacity as usize || !image.len().is_multiple_of(F::WRITE_SIZE) {
+        return Err(FlashError::StoreImageSize {
+            len: image.len(),
+            capacity: layout.store_capacity,
+        });
+    }
+    let start = layout.store_offset();
+    flash
+        .erase(start, start + layout.store_capacity)
+        .map_err(FlashError::Flash)?;
+    // Erased pages need no programming; skipping them keeps the image's
+    // erased tail erased, so the store can append there.
+    for (i, page) in image.chunks(ERASE_SIZE).enumerate() {
+        if page.iter().all(|&b| b == 0xFF) {
+            continue;
+        }
+        flash
+            .write(start + (i * ERASE_SIZE) as u32, page)
+            .map_err(FlashError::Flash)?;
+    }
+    Ok(())
 }
 
 /// Reads the installed model into `buffer` (what memory-mapped flash would

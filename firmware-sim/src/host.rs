@@ -95,6 +95,26 @@ pub fn present(
     buoy.process(info, now_ms, screen)
 }
 
+/// Checks that a host-built label store image mounts (as the device would
+/// mount it) and says what it holds.
+pub fn check_label_store(image: &[u8]) -> Result<String, String> {
+    use seaclr_edge::knn::KnnHead;
+    use seaclr_edge::store::{LabelStore, mock_flash::MockFlash};
+    use seaclr_shared::partition::{ERASE_SIZE, WRITE_SIZE};
+    if !image.len().is_multiple_of(ERASE_SIZE) || image.is_empty() {
+        return Err(format!(
+            "{} bytes is not a whole number of {ERASE_SIZE}-byte pages",
+            image.len()
+        ));
+    }
+    let mut copy = image.to_vec();
+    let mut head = Box::new(KnnHead::new());
+    let flash = MockFlash::<WRITE_SIZE, ERASE_SIZE>::new(&mut copy);
+    LabelStore::mount(flash, &mut *head).map_err(|e| e.to_string())?;
+    let classes = head.classes().count();
+    Ok(format!("{classes} classes, {} examples", head.len()))
+}
+
 /// One console line (raw bytes, as typed) through the device; the reply lines.
 pub fn console_lines(buoy: &mut HostBuoy<'_>, line: &[u8]) -> Vec<String> {
     let mut out = String::new();
@@ -108,6 +128,18 @@ pub fn console_lines(buoy: &mut HostBuoy<'_>, line: &[u8]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_store_images_are_checked_before_install() {
+        assert!(check_label_store(&[]).is_err());
+        let blank = check_label_store(&[0xFF; 4096 * 4]).unwrap_err();
+        assert!(blank.contains("label store"), "{blank}");
+        assert!(
+            check_label_store(&[0u8; 100])
+                .unwrap_err()
+                .contains("pages")
+        );
+    }
 
     #[test]
     fn binning_halves_until_the_roi_fits() {

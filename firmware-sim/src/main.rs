@@ -67,6 +67,14 @@ struct FlashArgs {
     out: PathBuf,
     #[command(flatten)]
     model: ModelArgs,
+    /// A label store built on the host (`seaclr fewshot build --out labels.bin`)
+    /// to install in the label-store region, replacing what is there. It must
+    /// come from the same model as the one installed.
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// With --labels on an existing image: keep its model.
+    #[arg(long, requires = "labels", conflicts_with_all = ["model", "random_model"])]
+    keep_model: bool,
 }
 
 #[derive(clap::Args)]
@@ -174,13 +182,37 @@ fn install(path: &Path, blob: &[u8]) -> Result<()> {
 }
 
 fn flash_cmd(args: FlashArgs) -> Result<()> {
-    let blob = model_bytes(&args.model, &[])?;
-    install(&args.out, &blob)?;
-    println!(
-        "{}: model installed ({} bytes); label store region untouched",
-        args.out.display(),
-        blob.len()
-    );
+    if !args.keep_model || !args.out.exists() {
+        let blob = model_bytes(&args.model, &[])?;
+        install(&args.out, &blob)?;
+        println!(
+            "{}: model installed ({} bytes)",
+            args.out.display(),
+            blob.len()
+        );
+    }
+    match &args.labels {
+        None => println!("{}: label store region untouched", args.out.display()),
+        Some(labels) => {
+            let image = std::fs::read(labels).with_context(|| {
+                format!("{}: cannot read the label store image", labels.display())
+            })?;
+            let classes = host::check_label_store(&image).map_err(|e| {
+                anyhow::anyhow!("{}: not a usable label store image: {e}", labels.display())
+            })?;
+            let mut flash = FlashFile::open(&args.out, PowerSupply::steady())?;
+            let table = seaclr_device::flash::read_table(&mut flash)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?
+                .table;
+            seaclr_device::flash::install_label_store(&mut flash, &table.layout, &image)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?;
+            println!(
+                "{}: label store from {} installed ({classes})",
+                args.out.display(),
+                labels.display()
+            );
+        }
+    }
     Ok(())
 }
 

@@ -133,3 +133,71 @@ fn a_bad_model_is_refused_and_the_installed_one_kept() {
         );
     }
 }
+
+#[test]
+fn a_label_store_built_on_the_host_boots_on_the_buoy() {
+    use seaclr_edge::knn::KnnHead;
+    use seaclr_edge::store::{DEFAULT_REGION_SIZE, LabelStore, mock_flash::MockFlash};
+    let dir = tmp("labels");
+    // What `seaclr fewshot build` writes: a store region with classes and examples.
+    let mut image = vec![0xFFu8; DEFAULT_REGION_SIZE];
+    {
+        let mut head = Box::new(KnnHead::new());
+        let flash = MockFlash::<4, 4096>::new(&mut image);
+        let (mut store, _) = LabelStore::mount_or_format(flash, &mut *head).unwrap();
+        for (name, seed) in [("copepod", 1i8), ("diatom", -1i8)] {
+            let class = store.add_class(&mut *head, name).unwrap();
+            let embedding: Vec<i8> = (0..128).map(|i| seed * (i % 7) as i8 + 1).collect();
+            store.add_example(&mut *head, class, &embedding).unwrap();
+        }
+    }
+    let labels = dir.join("labels.bin");
+    std::fs::write(&labels, &image).unwrap();
+    let flash = flash_with_good_model(&dir);
+    let out = buoy()
+        .args(["flash", "--keep-model", "--labels"])
+        .arg(&labels)
+        .arg("--out")
+        .arg(&flash)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 classes, 2 examples"));
+    // A truncated image is refused and the store is kept.
+    let before = std::fs::read(&flash).unwrap();
+    std::fs::write(&labels, &image[..4096]).unwrap();
+    let out = buoy()
+        .args(["flash", "--keep-model", "--labels"])
+        .arg(&labels)
+        .arg("--out")
+        .arg(&flash)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(std::fs::read(&flash).unwrap(), before);
+    // The buoy boots with them.
+    let frames = dir.join("frames");
+    std::fs::create_dir_all(&frames).unwrap();
+    image::GrayImage::from_pixel(30, 20, image::Luma([40]))
+        .save(frames.join("a.png"))
+        .unwrap();
+    let run = buoy()
+        .args(["run", "--console", "none", "--auto-label", "0", "--flash"])
+        .arg(&flash)
+        .arg("--data")
+        .arg(&frames)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{text}");
+    assert!(
+        text.contains("2 classes, 2 labelled examples in the store"),
+        "{text}"
+    );
+}
