@@ -11,8 +11,7 @@
 
 use crate::println;
 use crate::semihost_flash::{Opened, SemihostFlash};
-use crate::statics::Slot;
-use seaclr_edge::knn::KnnHead;
+use crate::statics::knn_head;
 use seaclr_edge::store::{DEFAULT_REGION_SIZE, LabelStore, MountReport};
 use seaclr_shared::labels::{EMBEDDING_DIM, ExampleId};
 
@@ -20,8 +19,6 @@ use seaclr_shared::labels::{EMBEDDING_DIM, ExampleId};
 const CLASSES: [&str; 4] = ["pc-a", "pc-b", "pc-c", "pc-d"];
 /// Most examples the check writes (below the head's 1,000, so nothing is evicted).
 pub const MAX_EXAMPLES: u32 = 990;
-
-static HEAD: Slot<KnnHead> = Slot::new();
 
 /// The embedding written for example `id`: deterministic, never all zero.
 fn example(id: u32) -> [i8; EMBEDDING_DIM] {
@@ -39,14 +36,6 @@ fn example(id: u32) -> [i8; EMBEDDING_DIM] {
 
 fn class_name(id: u32) -> &'static str {
     CLASSES[id as usize % CLASSES.len()]
-}
-
-fn head() -> Option<&'static mut KnnHead> {
-    HEAD.take(|p| {
-        // SAFETY: `p` points at the slot's storage for one KnnHead; writing
-        // a complete value initialises it.
-        unsafe { p.write(KnnHead::new()) }
-    })
 }
 
 fn open(path: &str) -> Option<SemihostFlash> {
@@ -75,7 +64,7 @@ fn print_report(r: &MountReport) {
 /// `labels-write`: add examples up to `target`, acknowledging each.
 pub fn write(path: &str, target: u32) -> bool {
     let target = target.min(MAX_EXAMPLES);
-    let (Some(flash), Some(head)) = (open(path), head()) else {
+    let (Some(flash), Some(head)) = (open(path), knn_head()) else {
         return false;
     };
     let (mut store, report) = match LabelStore::mount_or_format(flash, head) {
@@ -125,7 +114,7 @@ pub fn write(path: &str, target: u32) -> bool {
 
 /// `labels-check`: mount and verify every stored example.
 pub fn check(path: &str) -> bool {
-    let (Some(flash), Some(head)) = (open(path), head()) else {
+    let (Some(flash), Some(head)) = (open(path), knn_head()) else {
         return false;
     };
     let report = match LabelStore::mount(flash, head) {

@@ -6,9 +6,7 @@
 
 use crate::encoder::{Counts, Encoder, MAX_LAYERS, committed_blob};
 use crate::println;
-use crate::statics::Slot;
 use crate::timer::Timer0;
-use seaclr_edge::knn::KnnHead;
 use seaclr_shared::frame_stream::Decoder;
 use seaclr_shared::labels::{ClassId, EMBEDDING_DIM};
 
@@ -42,8 +40,6 @@ mod expected {
     use super::Answer;
     include!("../fixtures/expected.rs");
 }
-
-static HEAD: Slot<KnnHead> = Slot::new();
 
 fn id(c: Option<ClassId>) -> Option<u8> {
     c.map(|c| c.0)
@@ -176,11 +172,7 @@ pub fn run(timer: Timer0) -> bool {
     }
 
     // kNN: teach, ask, compare.
-    let Some(head) = HEAD.take(|p| {
-        // SAFETY: `p` points at the slot's storage for one KnnHead;
-        // writing a complete value initialises it.
-        unsafe { p.write(KnnHead::new()) }
-    }) else {
+    let Some(head) = crate::statics::knn_head() else {
         println!("FAIL head taken");
         return false;
     };

@@ -4,6 +4,7 @@
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, Ordering};
+use seaclr_edge::knn::KnnHead;
 
 /// A static slot for one `T`, taken at most once.
 pub struct Slot<T> {
@@ -62,3 +63,15 @@ pub unsafe trait Zeroable {}
 unsafe impl<const N: usize> Zeroable for [u8; N] {}
 // SAFETY: as above.
 unsafe impl<const N: usize> Zeroable for [i8; N] {}
+
+static HEAD: Slot<KnnHead> = Slot::new();
+
+/// The kNN head (139 KB of static RAM; one per run, whichever program
+/// uses it). Built in place, so the value never passes through the stack.
+pub fn knn_head() -> Option<&'static mut KnnHead> {
+    HEAD.take(|p| {
+        // SAFETY: `p` points at the slot's storage for one KnnHead; writing
+        // a complete value initialises it.
+        unsafe { p.write(KnnHead::new()) }
+    })
+}
