@@ -139,6 +139,9 @@ struct RunArgs {
     /// Buoy id in telemetry.
     #[arg(long, default_value_t = 1)]
     buoy_id: u16,
+    /// Print the summary as one JSON object on stdout (progress lines go to stderr).
+    #[arg(long)]
+    json: bool,
 }
 
 fn default_model_path() -> PathBuf {
@@ -340,6 +343,19 @@ fn main() -> std::process::ExitCode {
 
 /// Runs the buoy; returns the exit code ([`EXIT_POWER_CUT`], [`EXIT_MODEL_OFF`]).
 fn run(args: RunArgs) -> Result<u8> {
+    // With --json, stdout carries only the summary object; the progress
+    // lines (boot, frames, console) go to stderr.
+    let json = args.json;
+    macro_rules! say {
+        ($($t:tt)*) => {
+            if json { eprintln!($($t)*) } else { println!($($t)*) }
+        };
+    }
+    macro_rules! say_raw {
+        ($($t:tt)*) => {
+            if json { eprint!($($t)*) } else { print!($($t)*) }
+        };
+    }
     let data = match &args.data {
         Some(d) => d.clone(),
         None => demo_data()?,
@@ -394,29 +410,27 @@ fn run(args: RunArgs) -> Result<u8> {
     let mut buoy = match memory.boot(config, flash.clone()) {
         Ok(b) => b,
         Err(e) if flash.power_cut() => {
-            println!(
-                "POWER CUT during boot ({e}); reboot with the same --flash to see what survived"
-            );
+            say!("POWER CUT during boot ({e}); reboot with the same --flash to see what survived");
             return Ok(EXIT_POWER_CUT);
         }
         Err(e @ BootError::Table(_)) => bail!("{}: {e}", flash_path.display()),
         Err(e) => return Err(anyhow::anyhow!("{e}")),
     };
-    println!("boot: flash image {}", flash_path.display());
+    say!("boot: flash image {}", flash_path.display());
     if let Some(why) = buoy.table_repaired() {
-        println!(
+        say!(
             "boot: one partition table copy was damaged ({why}) and has been rewritten from the other"
         );
     }
     match buoy.model_problem() {
-        Some(why) => println!("boot: {why} (flash image {})", flash_path.display()),
-        None => println!(
+        Some(why) => say!("boot: {why} (flash image {})", flash_path.display()),
+        None => say!(
             "boot: model ok; {} classes, {} labelled examples in the store",
             buoy.class_names().flatten().count(),
             buoy.labelled_examples()
         ),
     }
-    print!("{}", resources(&buoy, "boot: "));
+    say_raw!("{}", resources(&buoy, "boot: "));
 
     let console_rx: Option<Receiver<Request>> = match args.console.as_str() {
         "none" => None,
@@ -427,7 +441,7 @@ fn run(args: RunArgs) -> Result<u8> {
                 .with_context(|| format!("bad console port in '{tcp}'"))?;
             let (rx, bound) = console::spawn_tcp(port)
                 .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
-            println!("console: listening on 127.0.0.1:{bound}");
+            say!("console: listening on 127.0.0.1:{bound}");
             Some(rx)
         }
         other => bail!("--console must be stdin, tcp:PORT or none, not '{other}'"),
@@ -466,9 +480,9 @@ fn run(args: RunArgs) -> Result<u8> {
     let handle = |buoy: &mut host::HostBuoy<'_>, line: &str, echo: bool| -> Vec<String> {
         let replies = host::console_lines(buoy, line.as_bytes());
         if echo {
-            println!("> {line}");
+            say!("> {line}");
             for r in &replies {
-                println!("{r}");
+                say!("{r}");
             }
         }
         replies
@@ -505,7 +519,7 @@ fn run(args: RunArgs) -> Result<u8> {
             }
             Next::Frame(Ok(f)) => f,
             Next::Frame(Err(e)) => {
-                println!("frame skipped: {e}");
+                say!("frame skipped: {e}");
                 skipped += 1;
                 continue;
             }
@@ -524,13 +538,13 @@ fn run(args: RunArgs) -> Result<u8> {
         };
         let truth = frame.truth.clone();
         let (result, closed) = host::present(&mut buoy, &frame, args.max_roi, now_ms, &mut screen);
-        println!("{result}");
+        say!("{result}");
         if args.png_every > 0 && result.number % args.png_every == 1 {
             save_png(&screen, &args.out, result.number, &mut pngs);
         }
         if let Some(report) = closed {
             let hex = Hex(&report.bytes).to_string();
-            println!(
+            say!(
                 "telemetry #{} ({} bytes): {hex}",
                 report.message.sequence,
                 report.bytes.len()
@@ -568,7 +582,7 @@ fn run(args: RunArgs) -> Result<u8> {
     }
     if power_cut {
         let (writes, erases) = flash.operation_counts();
-        println!(
+        say!(
             "POWER CUT after {writes} flash writes and {erases} sector erases (frame {}): the buoy stops here; reboot with the same --flash to see what survived",
             buoy.frames()
         );
@@ -598,9 +612,9 @@ fn run(args: RunArgs) -> Result<u8> {
                 .or_default() += 1;
         }
     }
-    println!();
-    println!("== summary ==");
-    println!(
+    say!();
+    say!("== summary ==");
+    say!(
         "frames: {} ({} classified, {} unknown, {skipped} unreadable skipped) in {:.1} s",
         results.len(),
         classified.len(),
@@ -608,10 +622,10 @@ fn run(args: RunArgs) -> Result<u8> {
         started.elapsed().as_secs_f64()
     );
     if let Some(why) = buoy.model_problem() {
-        println!("classification was OFF: {why}");
+        say!("classification was OFF: {why}");
     }
     for (name, n) in &counts {
-        println!("  {name:<24} {n}");
+        say!("  {name:<24} {n}");
     }
     let score = |from: u64, to: u64| -> Tally {
         let mut t = Tally {
@@ -634,14 +648,14 @@ fn run(args: RunArgs) -> Result<u8> {
     if last_label_frame > 0 {
         let before = score(0, last_label_frame);
         let after = score(last_label_frame, u64::MAX);
-        println!(
+        say!(
             "operator labelled {} frames ({} per class, {} classes) up to frame {last_label_frame}",
             per_class_labels.values().sum::<usize>(),
             args.auto_label,
             n_classes
         );
         if after.total > 0 {
-            println!(
+            say!(
                 "accuracy after labelling: {}/{} = {:.1}% on frames {}..{} (chance {:.1}%; during labelling {:.1}%)",
                 after.correct,
                 after.total,
@@ -653,18 +667,18 @@ fn run(args: RunArgs) -> Result<u8> {
             );
         }
     }
-    println!(
+    say!(
         "labelled examples in the flash store: {}",
         buoy.labelled_examples()
     );
-    print!("{}", resources(&buoy, ""));
-    println!(
+    say_raw!("{}", resources(&buoy, ""));
+    say!(
         "telemetry: {} message(s), last {} bytes -> {} (decode: seaclr telemetry decode FILE|HEX)",
         telemetry_log.len(),
         last.bytes.len(),
         tele_path.display()
     );
-    println!(
+    say!(
         "screens: {} PNGs in {}, last {}",
         pngs.len(),
         args.out.display(),
@@ -672,6 +686,46 @@ fn run(args: RunArgs) -> Result<u8> {
             .map(|p| p.display().to_string())
             .unwrap_or_default()
     );
+    if json {
+        let accuracy = |t: &Tally| {
+            serde_json::json!({
+                "correct": t.correct,
+                "total": t.total,
+                "fraction": t.correct as f64 / t.total.max(1) as f64,
+            })
+        };
+        let operator = (last_label_frame > 0).then(|| {
+            serde_json::json!({
+                "labelled_frames": per_class_labels.values().sum::<usize>(),
+                "per_class": args.auto_label,
+                "classes": n_classes,
+                "up_to_frame": last_label_frame,
+                "accuracy_during": accuracy(&score(0, last_label_frame)),
+                "accuracy_after": accuracy(&score(last_label_frame, u64::MAX)),
+                "chance": 1.0 / n_classes.max(1) as f64,
+            })
+        });
+        let summary = serde_json::json!({
+            "frames": results.len(),
+            "classified": classified.len(),
+            "unknown": unknown,
+            "unreadable_skipped": skipped,
+            "seconds": started.elapsed().as_secs_f64(),
+            "model_problem": buoy.model_problem().map(|p| p.to_string()),
+            "counts": counts,
+            "operator": operator,
+            "labelled_examples_in_store": buoy.labelled_examples(),
+            "resources": resources(&buoy, "").lines().collect::<Vec<_>>(),
+            "telemetry": {
+                "messages": telemetry_log.len(),
+                "last_bytes": last.bytes.len(),
+                "file": tele_path,
+            },
+            "screens": pngs,
+            "flash_image": flash_path,
+        });
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    }
     if buoy.model_problem().is_some() {
         return Ok(EXIT_MODEL_OFF);
     }

@@ -201,3 +201,44 @@ fn a_label_store_built_on_the_host_boots_on_the_buoy() {
         "{text}"
     );
 }
+
+#[test]
+fn the_summary_is_one_json_object_on_stdout_with_json() {
+    let dir = tmp("json");
+    let data = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/flowcam-demo"
+    ));
+    let run = buoy()
+        .args([
+            "run",
+            "--json",
+            "--console",
+            "none",
+            "--limit",
+            "24",
+            "--data",
+        ])
+        .arg(&data)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(summary["frames"], 24);
+    assert_eq!(summary["operator"]["classes"], 6);
+    assert!(
+        summary["operator"]["accuracy_after"]["total"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert_eq!(summary["labelled_examples_in_store"], 18);
+    // The progress lines went to stderr.
+    assert!(String::from_utf8_lossy(&run.stderr).contains("== summary =="));
+}
