@@ -32,6 +32,13 @@
 //! and the header's derived figures. Weights stay `&[u8]` borrowed from the
 //! input (the blob may live in flash) and are decoded on access.
 //!
+//! A matching CRC only says the bytes are the ones that were written, not
+//! that the writer was sane, so every field is range-checked after the CRCs
+//! too: scales must be finite and positive ([`BlobError::BadScale`]),
+//! reserved bytes zero, each layer must read the zero point the previous one
+//! wrote, and `embedding_dim`, `macs`, `param_bytes`, `arena_bytes`,
+//! `output_zero_point` and `output_scale` must equal what the layers give.
+//!
 //! Input quantization is fixed by [`INPUT_ENCODING_INVERTED_GRAY`]: a
 //! preprocessed pixel `p` (white background 255) becomes `q = 127 - p`, with
 //! scale 1/255 and zero point -128, so real = (255 - p) / 255 and the
@@ -126,6 +133,16 @@ pub enum BlobError {
         /// Unused payload bytes.
         count: usize,
     },
+    /// A real-valued scale (checksummed, so written that way) that is NaN,
+    /// infinite, zero or negative: it would turn every embedding into NaN
+    /// or garbage on the host.
+    BadScale {
+        /// The layer whose requantization holds it; `None` for the header's
+        /// `output_scale`.
+        layer: Option<usize>,
+        /// The raw `f32` bits as stored.
+        bits: u32,
+    },
     /// The model expects a different preprocessing than this device runs.
     PreprocessMismatch {
         /// Id stored in the blob.
@@ -172,6 +189,17 @@ impl core::fmt::Display for BlobError {
             }
             BlobError::TrailingPayload { count } => {
                 write!(f, "{count} payload bytes after the last layer")
+            }
+            BlobError::BadScale { layer, bits } => {
+                let value = f32::from_bits(*bits);
+                match layer {
+                    Some(index) => write!(f, "invalid layer {index}: output_scale {value}")?,
+                    None => write!(f, "invalid header: output_scale {value}")?,
+                }
+                write!(
+                    f,
+                    " (bits {bits:#010x}) is not a finite positive number"
+                )
             }
             BlobError::PreprocessMismatch { found, expected } => {
                 write!(
@@ -384,6 +412,43 @@ pub const MAX_INPUT_SIZE: usize = 1024;
 /// range on 32-bit targets).
 pub const MAX_TENSOR_LEN: u64 = 1 << 26;
 
+/// Checks that a real-valued scale is finite and positive.
+pub fn check_scale(scale: f32, layer: Option<usize>) -> Result<(), BlobError> {
+    if scale.is_finite() && scale > 0.0 {
+        Ok(())
+    } else {
+        Err(BlobError::BadScale {
+            layer,
+            bits: scale.to_bits(),
+        })
+    }
+}
+
+impl<'a> Layer<'a> {
+    /// The layer's output quantization.
+    pub fn requant(&self) -> &Requant<'a> {
+        match self {
+            Layer::Conv3x3(c) => &c.requant,
+            Layer::GlobalAvgPool(p) => &p.requant,
+            Layer::Linear(l) => &l.requant,
+        }
+    }
+}
+
+/// Checks that a layer reads the zero point the previous layer wrote
+/// (`incoming`; [`INPUT_ZERO_POINT`] for the first) and returns the zero
+/// point it writes. A mismatch would shift every value silently.
+pub fn check_zero_point(index: usize, layer: &Layer<'_>, incoming: i8) -> Result<i8, BlobError> {
+    let rq = layer.requant();
+    if rq.input_zero_point != incoming {
+        return Err(BlobError::InvalidLayer {
+            index,
+            reason: "input_zero_point differs from the previous layer's output_zero_point",
+        });
+    }
+    Ok(rq.output_zero_point)
+}
+
 /// Checks one layer against the incoming shape; returns the outgoing shape.
 /// Shared by the parser and the serializer so both agree on every rule.
 pub fn check_layer(
@@ -413,6 +478,7 @@ pub fn check_layer(
         if rq.activation_min > rq.activation_max {
             return Err(bad("activation_min above activation_max"));
         }
+        check_scale(rq.output_scale, Some(index))?;
         Ok(())
     };
     let output = match layer {
@@ -639,6 +705,17 @@ impl Header {
                 reason: "embedding_dim is 0",
             });
         }
+        if bytes[43] != 0 || bytes[48..60].iter().any(|&b| b != 0) {
+            return Err(BlobError::InvalidHeader {
+                reason: "reserved bytes are not zero",
+            });
+        }
+        if (h.payload_len as u64) < h.layer_count as u64 {
+            return Err(BlobError::InvalidHeader {
+                reason: "payload_len is shorter than one byte per layer",
+            });
+        }
+        check_scale(h.output_scale, None)?;
         Ok(h)
     }
 
@@ -717,6 +794,8 @@ impl<'a> Blob<'a> {
         };
         plan.max_activation_bytes = shape.len() as u64;
         let mut rest = payload;
+        let mut zero_point = INPUT_ZERO_POINT;
+        let mut last_scale = None;
         for index in 0..header.layer_count as usize {
             let (layer, tail) = postcard::take_from_bytes::<Layer<'a>>(rest).map_err(|_| {
                 BlobError::InvalidLayer {
@@ -726,9 +805,21 @@ impl<'a> Blob<'a> {
             })?;
             rest = tail;
             shape = check_layer(index, &layer, shape, &mut plan)?;
+            zero_point = check_zero_point(index, &layer, zero_point)?;
+            last_scale = Some(layer.requant().output_scale);
         }
         if !rest.is_empty() {
             return Err(BlobError::TrailingPayload { count: rest.len() });
+        }
+        if header.output_zero_point != zero_point {
+            return Err(BlobError::InvalidHeader {
+                reason: "output_zero_point differs from the last layer's",
+            });
+        }
+        if last_scale.map(f32::to_bits) != Some(header.output_scale.to_bits()) {
+            return Err(BlobError::InvalidHeader {
+                reason: "output_scale differs from the last layer's",
+            });
         }
         if plan.output_len != header.embedding_dim as u64 {
             return Err(BlobError::InvalidHeader {
@@ -748,6 +839,11 @@ impl<'a> Blob<'a> {
         if (header.arena_bytes as u64) < plan.arena_bytes() {
             return Err(BlobError::InvalidHeader {
                 reason: "arena_bytes below what the layers need",
+            });
+        }
+        if header.arena_bytes as u64 != plan.arena_bytes() {
+            return Err(BlobError::InvalidHeader {
+                reason: "arena_bytes differs from what the layers need",
             });
         }
         Ok(Blob {
@@ -994,8 +1090,10 @@ pub mod write {
             ..Plan::default()
         };
         let mut payload = Vec::new();
+        let mut zero_point = INPUT_ZERO_POINT;
         for (index, layer) in layers.iter().enumerate() {
             shape = check_layer(index, layer, shape, &mut plan)?;
+            zero_point = check_zero_point(index, layer, zero_point)?;
             let bytes = postcard::to_allocvec(layer).map_err(|_| BlobError::InvalidLayer {
                 index,
                 reason: "record does not encode",

@@ -55,6 +55,28 @@ pub enum TelemetryError {
     Malformed,
     /// Bytes left over after the body.
     TrailingBytes(usize),
+    /// A class count above [`MAX_COUNT`], which the encoder never writes.
+    CountAboveMax {
+        /// Class index.
+        class: usize,
+        /// The count.
+        count: u32,
+    },
+    /// More unknown frames than frames.
+    UnknownAboveFrames {
+        /// Unknown frames.
+        unknown: u32,
+        /// Frames.
+        frames: u32,
+    },
+    /// The class counts plus the unknown count exceed the message's own
+    /// frame count (every classified frame is counted once).
+    CountsAboveFrames {
+        /// Sum of the class counts and the unknown count.
+        total: u64,
+        /// Frames.
+        frames: u32,
+    },
 }
 
 impl core::fmt::Display for TelemetryError {
@@ -79,6 +101,18 @@ impl core::fmt::Display for TelemetryError {
             ),
             Self::Malformed => write!(f, "message body is malformed"),
             Self::TrailingBytes(n) => write!(f, "{n} unexpected bytes after the message body"),
+            Self::CountAboveMax { class, count } => write!(
+                f,
+                "class {class} count {count} is above the largest count a message carries ({MAX_COUNT})"
+            ),
+            Self::UnknownAboveFrames { unknown, frames } => write!(
+                f,
+                "unknown count {unknown} is above the message's frame count {frames}"
+            ),
+            Self::CountsAboveFrames { total, frames } => write!(
+                f,
+                "class counts plus unknown ({total}) exceed the message's frame count {frames}"
+            ),
         }
     }
 }
@@ -199,7 +233,8 @@ impl Telemetry {
         Ok(&buf[..3 + body_len])
     }
 
-    /// Decodes and checks one message (magic, CRC, version, no trailing bytes).
+    /// Decodes and checks one message (magic, CRC, version, no trailing
+    /// bytes, then [`Telemetry::check_counts`]).
     pub fn decode(bytes: &[u8]) -> Result<Self, TelemetryError> {
         if bytes.len() < 4 {
             return Err(TelemetryError::TooShort(bytes.len()));
@@ -224,7 +259,41 @@ impl Telemetry {
         if !rest.is_empty() {
             return Err(TelemetryError::TrailingBytes(rest.len()));
         }
+        msg.check_counts()?;
         Ok(msg)
+    }
+
+    /// Checks that the counts agree with each other: every class count at
+    /// most [`MAX_COUNT`], and the class counts plus the unknown count at
+    /// most the frame count. A checksum only proves the bytes are the ones
+    /// sent; [`Telemetry::decode`] runs this too, so a message from a buggy
+    /// or hostile sender is refused rather than misread.
+    pub fn check_counts(&self) -> Result<(), TelemetryError> {
+        for (class, &count) in self.counts.as_slice().iter().enumerate() {
+            if count > MAX_COUNT {
+                return Err(TelemetryError::CountAboveMax { class, count });
+            }
+        }
+        if self.unknown > self.frames {
+            return Err(TelemetryError::UnknownAboveFrames {
+                unknown: self.unknown,
+                frames: self.frames,
+            });
+        }
+        let total = self
+            .counts
+            .as_slice()
+            .iter()
+            .map(|&c| u64::from(c))
+            .sum::<u64>()
+            + u64::from(self.unknown);
+        if total > u64::from(self.frames) {
+            return Err(TelemetryError::CountsAboveFrames {
+                total,
+                frames: self.frames,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -269,8 +338,8 @@ pub mod host {
     pub fn load(arg: &str) -> Result<Vec<u8>, String> {
         let path = std::path::Path::new(arg);
         if path.exists() {
-            let bytes =
-                std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+            let bytes = crate::walk::read_regular_file(path, MAX_FILE_BYTES)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
             let as_text = core::str::from_utf8(&bytes).ok().map(str::trim);
             match as_text {
                 Some(t)
@@ -320,42 +389,104 @@ pub mod host {
         s
     }
 
-    /// Decodes `arg` (file or hex) and describes it: the `seaclr telemetry decode` command.
-    /// A text file with one hex message per line (the buoy simulator's
-    /// `telemetry.hex`) gives one description per message.
-    pub fn decode_to_text(arg: &str, class_names: &[String]) -> Result<String, String> {
+    /// One line of a telemetry file that could not be decoded.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct BadLine {
+        /// 1-based line number in the file.
+        pub line: usize,
+        /// Why (hex or telemetry error).
+        pub reason: String,
+    }
+
+    /// What [`decode_report`] made of its input.
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct DecodeReport {
+        /// Descriptions of the messages that decoded, in input order.
+        pub text: String,
+        /// Messages decoded.
+        pub messages: usize,
+        /// Lines that did not decode (a hex file only).
+        pub bad_lines: Vec<BadLine>,
+    }
+
+    /// Decodes `arg` (file or hex) and describes it: the `seaclr telemetry
+    /// decode` command. A file whose first byte is [`super::MAGIC`] is one
+    /// raw message; any other file is text with one hex message per line
+    /// (the buoy simulator's `telemetry.hex`): every line is decoded on its
+    /// own, so a bad line is reported with its number and reason and the
+    /// lines before and after it are still described. Blank lines are
+    /// skipped. Only an input that cannot be read at all (or one raw or
+    /// command-line message that does not decode) is an `Err`.
+    pub fn decode_report(arg: &str, class_names: &[String]) -> Result<DecodeReport, String> {
         let path = std::path::Path::new(arg);
-        if path.is_file() {
-            let bytes =
-                std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-            if let Ok(text) = core::str::from_utf8(&bytes) {
-                let lines: Vec<&str> = text
-                    .lines()
+        if path.exists() {
+            // Never open a FIFO or a device: it may block forever.
+            let bytes = crate::walk::read_regular_file(path, MAX_FILE_BYTES)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            if bytes.first() == Some(&super::MAGIC) {
+                let msg = Telemetry::decode(&bytes)
+                    .map_err(|e| format!("{}: not valid telemetry: {e}", path.display()))?;
+                return Ok(DecodeReport {
+                    text: describe(&msg, bytes.len(), class_names),
+                    messages: 1,
+                    bad_lines: Vec::new(),
+                });
+            }
+            let mut report = DecodeReport::default();
+            for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+                let line_no = i + 1;
+                let decoded = core::str::from_utf8(line)
+                    .map_err(|_| String::from("not text (invalid UTF-8)"))
                     .map(str::trim)
-                    .filter(|l| !l.is_empty())
-                    .collect();
-                if lines.len() > 1 {
-                    let mut out = String::new();
-                    for (i, line) in lines.iter().enumerate() {
-                        let msg_bytes = parse_hex(line)
-                            .map_err(|e| format!("{}: line {}: {e}", path.display(), i + 1))?;
-                        let msg = Telemetry::decode(&msg_bytes).map_err(|e| {
-                            format!(
-                                "{}: line {}: not valid telemetry: {e}",
-                                path.display(),
-                                i + 1
-                            )
-                        })?;
-                        out.push_str(&describe(&msg, msg_bytes.len(), class_names));
+                    .and_then(|t| {
+                        if t.is_empty() {
+                            return Ok(None);
+                        }
+                        let msg_bytes = parse_hex(t)?;
+                        Telemetry::decode(&msg_bytes)
+                            .map(|msg| Some((msg, msg_bytes.len())))
+                            .map_err(|e| format!("not valid telemetry: {e}"))
+                    });
+                match decoded {
+                    Ok(None) => {}
+                    Ok(Some((msg, len))) => {
+                        report.text.push_str(&describe(&msg, len, class_names));
+                        report.messages += 1;
                     }
-                    return Ok(out);
+                    Err(reason) => report.bad_lines.push(BadLine {
+                        line: line_no,
+                        reason,
+                    }),
                 }
             }
+            if report.messages == 0 && report.bad_lines.is_empty() {
+                return Err(format!("{}: no telemetry messages in the file", path.display()));
+            }
+            return Ok(report);
         }
-        let bytes = load(arg)?;
+        let bytes =
+            parse_hex(arg).map_err(|e| format!("'{arg}' is neither an existing file nor hex: {e}"))?;
         let msg =
             Telemetry::decode(&bytes).map_err(|e| format!("{arg}: not valid telemetry: {e}"))?;
-        Ok(describe(&msg, bytes.len(), class_names))
+        Ok(DecodeReport {
+            text: describe(&msg, bytes.len(), class_names),
+            messages: 1,
+            bad_lines: Vec::new(),
+        })
+    }
+
+    /// Largest telemetry file read (a day of hourly messages is a few KiB).
+    pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+    /// [`decode_report`] as one text; any bad line makes it an `Err` that
+    /// names the file and line (the good lines are lost: use
+    /// [`decode_report`] to keep them).
+    pub fn decode_to_text(arg: &str, class_names: &[String]) -> Result<String, String> {
+        let report = decode_report(arg, class_names)?;
+        match report.bad_lines.first() {
+            None => Ok(report.text),
+            Some(bad) => Err(format!("{arg}: line {}: {}", bad.line, bad.reason)),
+        }
     }
 }
 
@@ -480,5 +611,134 @@ mod tests {
         let err = host::decode_to_text(p.to_str().unwrap(), &[]).unwrap_err();
         assert!(err.contains("line 2"), "{err}");
         assert!(host::decode_to_text("c100", &[]).is_err());
+    }
+
+    fn encode_raw(msg: &Telemetry) -> std::vec::Vec<u8> {
+        let mut buf = [0u8; SBD_MAX_BYTES];
+        msg.encode(&mut buf).unwrap().to_vec()
+    }
+
+    #[test]
+    fn checksummed_but_inconsistent_counts_are_rejected() {
+        // The encoder writes whatever it is given; the CRC is valid.
+        let mut msg = sample(&[3, 4]);
+        msg.counts.counts[1] = u32::MAX;
+        assert_eq!(
+            Telemetry::decode(&encode_raw(&msg)),
+            Err(TelemetryError::CountAboveMax {
+                class: 1,
+                count: u32::MAX
+            })
+        );
+        let mut msg = sample(&[3, 4]);
+        msg.counts.counts[0] = MAX_COUNT;
+        let err = Telemetry::decode(&encode_raw(&msg)).unwrap_err();
+        assert_eq!(
+            err,
+            TelemetryError::CountsAboveFrames {
+                total: u64::from(MAX_COUNT) + 4 + 5,
+                frames: 12
+            }
+        );
+        assert!(std::format!("{err}").contains("frame count 12"), "{err}");
+        let mut msg = sample(&[]);
+        msg.unknown = msg.frames + 1;
+        assert_eq!(
+            Telemetry::decode(&encode_raw(&msg)),
+            Err(TelemetryError::UnknownAboveFrames {
+                unknown: 6,
+                frames: 5
+            })
+        );
+        // Counts that add up to the frames (or fewer) are fine.
+        let mut msg = sample(&[3, 4]);
+        msg.frames = 7 + 5;
+        Telemetry::decode(&encode_raw(&msg)).unwrap();
+        msg.frames = u32::MAX;
+        Telemetry::decode(&encode_raw(&msg)).unwrap();
+        // Many large counts cannot overflow the sum.
+        let mut msg = sample(&[MAX_COUNT; MAX_CLASSES]);
+        msg.frames = u32::MAX;
+        msg.unknown = u32::MAX;
+        assert!(matches!(
+            Telemetry::decode(&encode_raw(&msg)),
+            Err(TelemetryError::CountsAboveFrames { .. })
+        ));
+    }
+
+    #[test]
+    fn decode_reports_bad_lines_and_describes_the_good_ones() {
+        let hex = |msg: &Telemetry| -> std::string::String {
+            encode_raw(msg)
+                .iter()
+                .map(|b| std::format!("{b:02x}"))
+                .collect()
+        };
+        let good = |seq: u32| {
+            let mut m = sample(&[1, 2]);
+            m.sequence = seq;
+            hex(&m)
+        };
+        let mut flipped = encode_raw(&sample(&[1, 2]));
+        flipped[3] ^= 4;
+        let flipped: std::string::String =
+            flipped.iter().map(|b| std::format!("{b:02x}")).collect();
+        let mut inconsistent = sample(&[1, 2]);
+        inconsistent.counts.counts[0] = u32::MAX;
+        let text = std::format!(
+            "{}\nnot hex\n{}\n\n{flipped}\n{}\n{}\n",
+            good(1),
+            good(2),
+            hex(&inconsistent),
+            good(3)
+        );
+        let mut bytes = text.into_bytes();
+        bytes.extend_from_slice(b"\xff\xfe\n");
+        bytes.extend_from_slice(good(4).as_bytes());
+        let p = std::env::temp_dir().join(std::format!(
+            "seaclr-telemetry-bad-{}.hex",
+            std::process::id()
+        ));
+        std::fs::write(&p, &bytes).unwrap();
+        let report = host::decode_report(p.to_str().unwrap(), &[]).unwrap();
+        std::fs::remove_file(&p).unwrap();
+        assert_eq!(report.messages, 4, "{}", report.text);
+        for seq in 1..=4 {
+            assert!(
+                report.text.contains(&std::format!("message #{seq},")),
+                "{}",
+                report.text
+            );
+        }
+        let lines: std::vec::Vec<usize> = report.bad_lines.iter().map(|b| b.line).collect();
+        assert_eq!(lines, [2, 5, 6, 8], "{:?}", report.bad_lines);
+        assert!(report.bad_lines[0].reason.contains("hex"), "{:?}", report.bad_lines);
+        assert!(report.bad_lines[1].reason.contains("CRC"), "{:?}", report.bad_lines);
+        assert!(
+            report.bad_lines[2].reason.contains("above the largest count"),
+            "{:?}",
+            report.bad_lines
+        );
+        assert!(report.bad_lines[3].reason.contains("UTF-8"), "{:?}", report.bad_lines);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_fifo_is_not_opened() {
+        let p = std::env::temp_dir().join(std::format!(
+            "seaclr-telemetry-fifo-{}.hex",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&p);
+        if !std::process::Command::new("mkfifo")
+            .arg(&p)
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            return;
+        }
+        let err = host::decode_report(p.to_str().unwrap(), &[]).unwrap_err();
+        std::fs::remove_file(&p).unwrap();
+        assert!(err.contains("FIFO"), "{err}");
     }
 }

@@ -142,8 +142,8 @@ fn weights_are_borrowed_from_the_input_bytes() {
 fn known_figures_of_a_small_model() {
     // 8x8 input, conv 1->4 stride 2 (4x4x4), conv 4->4 stride 1, pool, linear 4->3.
     let rq = |c: usize| OwnedRequant {
-        input_zero_point: 0,
-        output_zero_point: 0,
+        input_zero_point: INPUT_ZERO_POINT,
+        output_zero_point: INPUT_ZERO_POINT,
         activation_min: -128,
         activation_max: 127,
         multipliers: std::vec![1 << 30; c],
@@ -285,8 +285,8 @@ fn understated_arena_is_rejected() {
 #[test]
 fn invalid_layers_name_index_and_reason() {
     let rq = |c: usize| OwnedRequant {
-        input_zero_point: 0,
-        output_zero_point: 0,
+        input_zero_point: INPUT_ZERO_POINT,
+        output_zero_point: INPUT_ZERO_POINT,
         activation_min: 0,
         activation_max: 127,
         multipliers: std::vec![1 << 30; c],
@@ -345,6 +345,220 @@ fn a_layer_record_that_does_not_decode_is_an_invalid_layer() {
             reason: "record does not decode"
         }
     );
+}
+
+/// Sets the header's `output_scale` bits and recomputes both CRCs.
+fn with_header_scale(bits: u32) -> Vec<u8> {
+    let mut bytes = sample_blob();
+    bytes[44..48].copy_from_slice(&bits.to_le_bytes());
+    fix_crcs(&mut bytes);
+    bytes
+}
+
+#[test]
+fn checksummed_but_non_finite_or_non_positive_header_scales_are_rejected() {
+    for value in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0, -1.5] {
+        let err = Blob::parse(&with_header_scale(value.to_bits())).unwrap_err();
+        assert_eq!(
+            err,
+            BlobError::BadScale {
+                layer: None,
+                bits: value.to_bits()
+            }
+        );
+        let text = std::format!("{err}");
+        assert!(text.contains("output_scale"), "{text}");
+        assert!(text.contains("not a finite positive number"), "{text}");
+        // The header alone already refuses it (the engine parses the header first).
+        assert!(Header::parse(&with_header_scale(value.to_bits())).is_err());
+    }
+    // A finite positive scale that is not the last layer's is inconsistent.
+    assert_eq!(
+        Blob::parse(&with_header_scale(123.0f32.to_bits())).unwrap_err(),
+        BlobError::InvalidHeader {
+            reason: "output_scale differs from the last layer's"
+        }
+    );
+}
+
+#[test]
+fn non_finite_layer_scales_are_rejected_by_parser_and_writer() {
+    let (info, mut layers) = random_model(7);
+    let last = layers.len() - 1;
+    let mut rq = layers[last].requant_values().clone();
+    rq.output_scale = f32::NAN;
+    // Rebuild the last layer with the bad scale through the public builders.
+    layers[last] = match layers[last].layer() {
+        Layer::Conv3x3(conv) => OwnedLayer::conv3x3(
+            conv.in_channels,
+            conv.out_channels,
+            conv.stride,
+            &conv.weights.iter().collect::<Vec<i8>>(),
+            &conv.bias.iter().collect::<Vec<i32>>(),
+            rq,
+        ),
+        Layer::GlobalAvgPool(pool) => OwnedLayer::global_avg_pool(pool.channels, rq),
+        Layer::Linear(lin) => OwnedLayer::linear(
+            lin.in_features,
+            lin.out_features,
+            &lin.weights.iter().collect::<Vec<i8>>(),
+            &lin.bias.iter().collect::<Vec<i32>>(),
+            rq,
+        ),
+    };
+    assert_eq!(
+        write_owned(info, &layers).unwrap_err(),
+        BlobError::BadScale {
+            layer: Some(last),
+            bits: f32::NAN.to_bits()
+        }
+    );
+}
+
+#[test]
+fn a_layer_scale_patched_to_nan_with_fresh_crcs_is_rejected() {
+    // A one-layer model whose only record ends with the scale's 4 bytes.
+    let rq = OwnedRequant {
+        input_zero_point: INPUT_ZERO_POINT,
+        output_zero_point: 0,
+        activation_min: -128,
+        activation_max: 127,
+        multipliers: std::vec![1 << 30],
+        shifts: std::vec![-3],
+        output_scale: 0.25,
+    };
+    let info = ModelInfo {
+        input_size: 4,
+        preprocess_id: PREPROCESS_ID,
+    };
+    let mut bytes = write_owned(info, &[OwnedLayer::global_avg_pool(1, rq)]).unwrap();
+    let at = bytes.len() - 4;
+    assert_eq!(bytes[at..], 0.25f32.to_le_bytes());
+    bytes[at..].copy_from_slice(&f32::NAN.to_le_bytes());
+    bytes[44..48].copy_from_slice(&f32::NAN.to_le_bytes());
+    fix_crcs(&mut bytes);
+    // The header's NaN is caught first; with a sane header the layer's is.
+    assert_eq!(
+        Blob::parse(&bytes).unwrap_err(),
+        BlobError::BadScale {
+            layer: None,
+            bits: f32::NAN.to_bits()
+        }
+    );
+    bytes[44..48].copy_from_slice(&0.25f32.to_le_bytes());
+    fix_crcs(&mut bytes);
+    assert_eq!(
+        Blob::parse(&bytes).unwrap_err(),
+        BlobError::BadScale {
+            layer: Some(0),
+            bits: f32::NAN.to_bits()
+        }
+    );
+}
+
+#[test]
+fn checksummed_but_inconsistent_header_fields_are_rejected() {
+    let patch = |at: usize, value: &[u8]| {
+        let mut bytes = sample_blob();
+        bytes[at..at + value.len()].copy_from_slice(value);
+        fix_crcs(&mut bytes);
+        Blob::parse(&bytes).unwrap_err()
+    };
+    let h = *Blob::parse(&sample_blob()).unwrap().header();
+    let reason = |err: BlobError| match err {
+        BlobError::InvalidHeader { reason } => reason,
+        other => panic!("expected an invalid header, got {other:?}"),
+    };
+    assert_eq!(reason(patch(43, &[1])), "reserved bytes are not zero");
+    assert_eq!(reason(patch(55, &[9])), "reserved bytes are not zero");
+    assert_eq!(
+        reason(patch(28, &(h.arena_bytes + 1).to_le_bytes())),
+        "arena_bytes differs from what the layers need"
+    );
+    assert_eq!(
+        reason(patch(28, &u32::MAX.to_le_bytes())),
+        "arena_bytes differs from what the layers need"
+    );
+    assert_eq!(
+        reason(patch(42, &[h.output_zero_point.wrapping_add(1) as u8])),
+        "output_zero_point differs from the last layer's"
+    );
+    assert_eq!(
+        reason(patch(24, &(h.embedding_dim + 1).to_le_bytes())),
+        "embedding_dim differs from the last layer's output"
+    );
+    assert_eq!(
+        reason(patch(32, &(h.macs + 1).to_le_bytes())),
+        "macs differs from the layers"
+    );
+    assert_eq!(
+        reason(patch(36, &(h.param_bytes - 1).to_le_bytes())),
+        "param_bytes differs from the layers"
+    );
+    // More layers than payload bytes can hold.
+    let mut bytes = sample_blob();
+    let payload_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap());
+    bytes[26..28].copy_from_slice(&(payload_len as u16 + 1).to_le_bytes());
+    fix_crcs(&mut bytes);
+    assert_eq!(
+        reason(Blob::parse(&bytes).unwrap_err()),
+        "payload_len is shorter than one byte per layer"
+    );
+}
+
+#[test]
+fn a_zero_point_that_does_not_chain_is_rejected() {
+    let rq = |input_zero_point: i8, output_zero_point: i8| OwnedRequant {
+        input_zero_point,
+        output_zero_point,
+        activation_min: -128,
+        activation_max: 127,
+        multipliers: std::vec![1 << 30],
+        shifts: std::vec![-3],
+        output_scale: 0.5,
+    };
+    let info = ModelInfo {
+        input_size: 4,
+        preprocess_id: PREPROCESS_ID,
+    };
+    let conv = |zp_in, zp_out| OwnedLayer::conv3x3(1, 1, 1, &[1; 9], &[0], rq(zp_in, zp_out));
+    let expect = |index| BlobError::InvalidLayer {
+        index,
+        reason: "input_zero_point differs from the previous layer's output_zero_point",
+    };
+    assert_eq!(
+        write_owned(info, &[conv(0, 0)]).unwrap_err(),
+        expect(0),
+        "the first layer reads the input zero point"
+    );
+    assert_eq!(
+        write_owned(info, &[conv(-128, 5), conv(4, 0)]).unwrap_err(),
+        expect(1)
+    );
+    let good = write_owned(info, &[conv(-128, 5), conv(5, 0)]).unwrap();
+    Blob::parse(&good).unwrap();
+    // The same mismatch with fresh CRCs is refused by the parser. The second
+    // record's requantization starts with its zero points (5, 0), the last
+    // such pair in the payload.
+    let mut bad = good.clone();
+    let second = bad[HEADER_LEN..]
+        .windows(2)
+        .rposition(|w| w == [5u8, 0u8])
+        .map(|p| p + HEADER_LEN)
+        .unwrap();
+    bad[second] = 4;
+    fix_crcs(&mut bad);
+    assert_eq!(Blob::parse(&bad).unwrap_err(), expect(1));
+}
+
+#[test]
+fn the_committed_model_still_parses() {
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../models/seaclr-s.seaclr"
+    ))
+    .unwrap();
+    Blob::parse(&bytes).unwrap();
 }
 
 proptest! {
