@@ -551,32 +551,18 @@ pub(super) fn transpose8x8(r: [__m256i; 8]) -> [__m256i; 8] {
 
 /// Bias and requantization constants of one 16-channel block, one
 /// [`Requant8`] per group of 8 channels.
-pub(super) struct BlockQuant([Requant8; 2]);
+struct BlockQuant([Requant8; 2]);
 
 impl BlockQuant {
-    /// The constants of channels `c0..c0 + 16`, with the layer's biases.
     #[inline]
     #[target_feature(enable = "avx2")]
     fn new(layer: &Conv3x3<'_>, c0: usize) -> BlockQuant {
-        let bias = core::array::from_fn(|j| layer.bias.get(c0 + j).unwrap_or(0));
-        BlockQuant::with_bias(layer, c0, bias)
-    }
-
-    /// The constants of channels `c0..c0 + 16`, with `bias[j]` for channel
-    /// `c0 + j` in place of the layer's.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    pub(super) fn with_bias(layer: &Conv3x3<'_>, c0: usize, bias: [i32; OC_BLOCK]) -> BlockQuant {
         let rq = &layer.requant;
-        let q = OutQuant {
-            zero_point: rq.output_zero_point as i32,
-            min: rq.activation_min as i32,
-            max: rq.activation_max as i32,
-        };
+        let q = OutQuant::of(rq);
         let lanes = |g: usize, f: &dyn Fn(usize) -> i32| -> [i32; 8] {
             core::array::from_fn(|j| f(c0 + 8 * g + j))
         };
-        let bias = |c: usize| bias[c - c0];
+        let bias = |c: usize| layer.bias.get(c).unwrap_or(0);
         let multiplier = |c: usize| rq.multipliers.get(c).unwrap_or(0);
         let shift = |c: usize| rq.shifts.get(c).unwrap_or(0) as i32;
         BlockQuant([
@@ -589,7 +575,7 @@ impl BlockQuant {
     /// channel order: `kernels::requantize` of `bias + acc` per lane.
     #[inline]
     #[target_feature(enable = "avx2")]
-    pub(super) fn apply(&self, acc: &[__m256i; 2]) -> __m128i {
+    fn apply(&self, acc: &[__m256i; 2]) -> __m128i {
         let q = [self.0[0].apply(acc[0]), self.0[1].apply(acc[1])];
         // packs_epi32 interleaves 128-bit halves: [a0-3 b0-3 | a4-7 b4-7].
         let words = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(q[0], q[1]));

@@ -42,12 +42,12 @@
 //! The micro-kernel keeps `P` pixels x 16 `V` channels of sums in 24 of the
 //! 32 registers; a step broadcasts a pixel's 4 input bytes and `vpdpbusd`s
 //! them with the `V` weight vectors, so the sums come out per channel in
-//! HWC order and are requantized 8 channels at a time with
-//! `conv_avx2::BlockQuant` (the same `simd::Requant8` as the other
-//! kernels).
+//! HWC order and are requantized 16 channels at a time with
+//! `simd::Requant16`, the 512-bit form of the other kernels' `Requant8`.
 #![allow(unsafe_code)]
 
-use super::conv_avx2::{self, BlockQuant, Geometry, OC_BLOCK};
+use super::conv_avx2::{self, Geometry, OC_BLOCK};
+use super::simd::{OutQuant, Requant16};
 use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 use seaclr_shared::blob::{Conv3x3, Shape};
@@ -182,7 +182,7 @@ fn blocks<const P: usize, const V: usize>(
     g: &Geometry,
     pixels: usize,
     packed: [&[Group]; V],
-    rq: &[BlockQuant; V],
+    rq: &[Requant16; V],
     output: &mut [i8],
     cout: usize,
     c0: usize,
@@ -215,7 +215,7 @@ fn block<const P: usize, const V: usize>(
     q0: usize,
     start: [usize; P],
     packed: [&[Group]; V],
-    rq: &[BlockQuant; V],
+    rq: &[Requant16; V],
     output: &mut [i8],
     cout: usize,
     c0: usize,
@@ -255,11 +255,7 @@ fn block<const P: usize, const V: usize>(
     }
     for (p, acc) in acc.iter().enumerate() {
         for (v, (acc, rq)) in acc.iter().zip(rq).enumerate() {
-            let halves = [
-                _mm512_castsi512_si256(*acc),
-                _mm512_extracti64x4_epi64::<1>(*acc),
-            ];
-            let q = rq.apply(&halves);
+            let q = rq.apply(*acc);
             let at = (q0 + p) * cout + c0 + v * OC_BLOCK;
             if let Some(out) = output.get_mut(at..at + OC_BLOCK) {
                 out.copy_from_slice(&bytemuck::cast::<__m128i, [i8; 16]>(q));
@@ -381,7 +377,7 @@ fn pack_weights<'p>(
 /// bytes of 1, in four independent sums so the adds overlap).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-fn block_quant(layer: &Conv3x3<'_>, c0: usize, packed: &[Group]) -> BlockQuant {
+fn block_quant(layer: &Conv3x3<'_>, c0: usize, packed: &[Group]) -> Requant16 {
     let ones = _mm512_set1_epi8(1);
     let mut sums = [_mm512_setzero_si512(); 4];
     let (quads, rest) = packed.as_chunks::<4>();
@@ -398,14 +394,17 @@ fn block_quant(layer: &Conv3x3<'_>, c0: usize, packed: &[Group]) -> BlockQuant {
         _mm512_add_epi32(sums[2], sums[3]),
     );
     let sums: [i32; OC_BLOCK] = bytemuck::cast(sums);
-    let offset = layer.requant.input_zero_point as i32 + 128;
+    let rq = &layer.requant;
+    let offset = rq.input_zero_point as i32 + 128;
     let mut bias = [0i32; OC_BLOCK];
-    for (j, (b, sum)) in bias.iter_mut().zip(sums).enumerate() {
-        *b = layer
-            .bias
-            .get(c0 + j)
-            .unwrap_or(0)
-            .wrapping_sub(offset.wrapping_mul(sum));
+    let mut multiplier = [0i32; OC_BLOCK];
+    let mut shift = [0i32; OC_BLOCK];
+    for (j, sum) in sums.into_iter().enumerate() {
+        let c = c0 + j;
+        let b = layer.bias.get(c).unwrap_or(0);
+        bias[j] = b.wrapping_sub(offset.wrapping_mul(sum));
+        multiplier[j] = rq.multipliers.get(c).unwrap_or(0);
+        shift[j] = rq.shifts.get(c).unwrap_or(0) as i32;
     }
-    BlockQuant::with_bias(layer, c0, bias)
+    Requant16::new(bias, multiplier, shift, OutQuant::of(rq))
 }

@@ -4,11 +4,12 @@
 //! dispatcher (which then takes another kernel) against the reference.
 
 use crate::kernels::reference::{self, RefLayer, RefQuant, RefTensor};
+use crate::kernels::simd::{OutQuant, Requant16};
 use crate::kernels::tests::{
     ConvFn, EXTREMES, arb_conv_with, arb_tensor, extreme_case, for_seeded_cases, kernel_run_with,
     seeded_case, to_owned,
 };
-use crate::kernels::{conv3x3 as dispatch, conv3x3_output_shape};
+use crate::kernels::{conv3x3 as dispatch, conv3x3_output_shape, multiply_by_quantized_multiplier};
 use proptest::prelude::*;
 use seaclr_shared::blob::{Conv3x3, Layer, Shape};
 use std::vec::Vec;
@@ -210,5 +211,34 @@ proptest! {
             prop_assert_eq!(kernel_run_with(&layer, &x, vnni_only), want.clone());
         }
         prop_assert_eq!(kernel_run_with(&layer, &x, dispatch as ConvFn), want);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn requant16_matches_scalar(
+        d in proptest::array::uniform16(any::<i32>()),
+        bias in proptest::array::uniform16(any::<i32>()),
+        multiplier in proptest::array::uniform16(prop_oneof![any::<i32>(), Just(i32::MIN), Just(i32::MAX), Just(0)]),
+        shift in proptest::array::uniform16(prop_oneof![-31i32..=30, Just(0), Just(30), Just(-31)]),
+        (zero_point, a, b) in (-128i32..=127, -128i32..=127, -128i32..=127),
+    ) {
+        if !super::available() {
+            std::eprintln!("no AVX-512 VNNI on this CPU: Requant16 is not exercised");
+            return Ok(());
+        }
+        let q = OutQuant { zero_point, min: a.min(b), max: a.max(b) };
+        // SAFETY: AVX-512 F is part of what `available` detected.
+        let got: [i8; 16] = unsafe {
+            bytemuck::cast(Requant16::new(bias, multiplier, shift, q).apply(bytemuck::cast(d)))
+        };
+        for c in 0..16 {
+            let want = multiply_by_quantized_multiplier(bias[c].wrapping_add(d[c]), multiplier[c], shift[c])
+                .saturating_add(zero_point)
+                .clamp(q.min, q.max) as i8;
+            prop_assert_eq!(got[c], want, "lane {}", c);
+        }
     }
 }
