@@ -12,4 +12,5 @@ pub mod display;
 pub mod flash_file;
 pub mod frames;
 pub mod host;
+pub mod operator;
 pub mod power;

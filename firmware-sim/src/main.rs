@@ -15,6 +15,7 @@ use seaclr_firmware_sim::frames::{
     FolderSource, FrameSource, IfcbSource, Next, Order, WatchedFolder,
 };
 use seaclr_firmware_sim::host::{self, HostMemory};
+use seaclr_firmware_sim::operator::{self, Operator, Scored, class_token};
 use seaclr_firmware_sim::power::PowerSupply;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -40,6 +41,48 @@ enum Cmd {
     Run(RunArgs),
     /// Create a flash image (or install a model into an existing one; the label store is kept).
     Flash(FlashArgs),
+    /// Write frames as a raw frame stream for a board that reads one (the
+    /// Cortex-M7 image under QEMU), with the simulated operator's console
+    /// script and the folder labels for `score`.
+    Frames(FramesArgs),
+    /// Score a board's log (frame lines and acknowledged labels) against
+    /// the folder labels `frames` wrote.
+    Score(ScoreArgs),
+}
+
+#[derive(clap::Args)]
+struct FramesArgs {
+    /// An image folder (class subfolders give the labels) or an IFCB bin.
+    #[arg(long)]
+    data: PathBuf,
+    /// The frame stream to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// The operator's console script (`@N command` lines) to write.
+    #[arg(long)]
+    script: Option<PathBuf>,
+    /// Folder labels per frame number (CSV `frame,label`) to write.
+    #[arg(long)]
+    truth: Option<PathBuf>,
+    /// The operator labels the first N frames of each class. 0 = off.
+    #[arg(long, default_value_t = 3)]
+    auto_label: usize,
+    /// Order of folder frames.
+    #[arg(long, value_enum, default_value_t = OrderArg::Interleaved)]
+    order: OrderArg,
+    /// Write at most this many frames.
+    #[arg(long)]
+    limit: Option<u64>,
+}
+
+#[derive(clap::Args)]
+struct ScoreArgs {
+    /// The board's log (UART output).
+    #[arg(long)]
+    log: PathBuf,
+    /// The labels `frames --truth` wrote.
+    #[arg(long)]
+    truth: PathBuf,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -219,6 +262,139 @@ fn flash_cmd(args: FlashArgs) -> Result<()> {
     Ok(())
 }
 
+/// Frames to a frame stream, binned to the camera buffer as the host board
+/// does; unreadable files are skipped (and said) before they reach it.
+fn frames_cmd(args: FramesArgs) -> Result<()> {
+    use seaclr_shared::frame_stream::{MAX_ID_LEN, encode_stream};
+    let mut source = open_source(&args.data, None, args.order)?;
+    let mut records: Vec<(usize, usize, Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut operator = Operator::new(args.auto_label);
+    let mut classes: Vec<String> = Vec::new();
+    let (mut script, mut truth) = (String::new(), String::from("frame,label\n"));
+    while let Some(next) = source.next_frame() {
+        if args.limit.is_some_and(|l| records.len() as u64 >= l) {
+            break;
+        }
+        let frame = match next {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("frame skipped: {e}");
+                continue;
+            }
+        };
+        let (w, h, gray) = host::bin_to_fit(
+            frame.width as usize,
+            frame.height as usize,
+            frame.gray,
+            seaclr_device::ram::MAX_ROI_SIDE,
+        );
+        let id = seaclr_device::ram::frame_id(&frame.id);
+        let id = seaclr_device::console::clip(&id, MAX_ID_LEN)
+            .as_bytes()
+            .to_vec();
+        let number = records.len() as u64 + 1;
+        if let Some(t) = &frame.truth {
+            let t = class_token(t);
+            truth.push_str(&format!("{number},{t}\n"));
+            // The device classifies what preprocessing accepts; label those.
+            let mut probe = vec![0u8; 64 * 64];
+            if seaclr_shared::preprocess::preprocess_gray(&gray, w, h, 64, &mut probe).is_ok() {
+                let lines = operator.commands(number, &t, |c| classes.iter().any(|n| n == c));
+                for line in &lines {
+                    if let Some(name) = line.strip_prefix("addclass ") {
+                        classes.push(name.to_string());
+                    }
+                    script.push_str(&format!("@{number} {line}\n"));
+                }
+                if !lines.is_empty() {
+                    operator.acknowledged(number, &t);
+                }
+            }
+        }
+        records.push((w, h, id, gray));
+    }
+    let stream = encode_stream(
+        records
+            .iter()
+            .map(|(w, h, id, px)| (*w, *h, id.as_slice(), px.as_slice())),
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?;
+    std::fs::write(&args.out, &stream)
+        .with_context(|| format!("{}: cannot write", args.out.display()))?;
+    println!(
+        "{}: {} frames ({} bytes)",
+        args.out.display(),
+        records.len(),
+        stream.len()
+    );
+    if let Some(p) = &args.script {
+        std::fs::write(p, &script).with_context(|| format!("{}: cannot write", p.display()))?;
+        let (labelled, n) = operator.labelled();
+        println!(
+            "{}: the operator labels {labelled} frames of {n} classes",
+            p.display()
+        );
+    }
+    if let Some(p) = &args.truth {
+        std::fs::write(p, &truth).with_context(|| format!("{}: cannot write", p.display()))?;
+    }
+    Ok(())
+}
+
+/// Scores a board's log against the folder labels, as `run` scores itself.
+fn score_cmd(args: ScoreArgs) -> Result<()> {
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).with_context(|| format!("{}: cannot read", p.display()))
+    };
+    let mut truth: BTreeMap<u64, String> = BTreeMap::new();
+    for (i, line) in read(&args.truth)?.lines().enumerate().skip(1) {
+        let (n, label) = line
+            .split_once(',')
+            .and_then(|(n, l)| Some((n.parse::<u64>().ok()?, l)))
+            .with_context(|| {
+                format!(
+                    "{}: line {}: not `frame,label`",
+                    args.truth.display(),
+                    i + 1
+                )
+            })?;
+        truth.insert(n, label.to_string());
+    }
+    let log = read(&args.log)?;
+    let mut frames: Vec<Scored> = Vec::new();
+    let mut operator = Operator::new(0);
+    for line in log.lines() {
+        if let Some((number, unknown, class)) = operator::parse_log_line(line) {
+            frames.push(Scored {
+                number,
+                classified: true,
+                unknown,
+                class,
+                truth: truth.get(&number).cloned(),
+            });
+        } else if let Some(rest) = line.strip_prefix("ok frame ") {
+            // An acknowledged label: `ok frame N (ID) labelled 'CLASS' as ...`.
+            let number = rest.split(' ').next().and_then(|n| n.parse::<u64>().ok());
+            let class = rest
+                .split_once(" labelled '")
+                .and_then(|(_, r)| r.split_once('\''))
+                .map(|(c, _)| c);
+            if let (Some(n), Some(c)) = (number, class) {
+                operator.acknowledged(n, c);
+            }
+        }
+    }
+    if frames.is_empty() {
+        bail!("{}: no frame lines in the log", args.log.display());
+    }
+    let unknown = frames.iter().filter(|f| f.unknown).count();
+    println!("frames: {} classified, {unknown} unknown", frames.len());
+    for line in operator::accuracy_lines(&frames, &operator) {
+        println!("{line}");
+    }
+    Ok(())
+}
+
 /// The FlowCam demo images of planktonclas 0.2.4 (Apache-2.0), fetched once with pip.
 fn demo_data() -> Result<PathBuf> {
     let cache = std::env::var_os("XDG_CACHE_HOME")
@@ -278,10 +454,16 @@ fn find_demo_images(cache: &Path) -> Result<PathBuf> {
     }
 }
 
-fn open_source(args: &RunArgs, data: &Path) -> Result<Box<dyn FrameSource>> {
-    if args.watch {
+/// The frame source for `data`: a watched folder (`watch_idle_s`: end
+/// after that many seconds without a new file), an IFCB bin, or a folder.
+fn open_source(
+    data: &Path,
+    watch_idle_s: Option<f64>,
+    order: OrderArg,
+) -> Result<Box<dyn FrameSource>> {
+    if let Some(idle_s) = watch_idle_s {
         let poll = Duration::from_millis(200);
-        let idle_polls = (args.idle_s / poll.as_secs_f64()).ceil().max(1.0) as u32;
+        let idle_polls = (idle_s / poll.as_secs_f64()).ceil().max(1.0) as u32;
         return Ok(Box::new(WatchedFolder::new(data, poll, Some(idle_polls))?));
     }
     let is_ifcb = ["adc", "roi", "hdr"]
@@ -297,7 +479,7 @@ fn open_source(args: &RunArgs, data: &Path) -> Result<Box<dyn FrameSource>> {
             data.display()
         );
     }
-    let order = if args.order == OrderArg::Path {
+    let order = if order == OrderArg::Path {
         Order::ByPath
     } else {
         Order::Interleaved
@@ -305,32 +487,13 @@ fn open_source(args: &RunArgs, data: &Path) -> Result<Box<dyn FrameSource>> {
     Ok(Box::new(FolderSource::new(data, order)?))
 }
 
-/// Console class names must be tokens: keep letters, digits, `_-.`.
-fn class_token(name: &str) -> String {
-    let t: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(seaclr_shared::labels::MAX_CLASS_NAME)
-        .collect();
-    if t.is_empty() { "class".into() } else { t }
-}
-
-struct Tally {
-    total: u64,
-    correct: u64,
-}
-
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Flash(a) => flash_cmd(a).map(|()| 0),
         Cmd::Run(a) => run(a),
+        Cmd::Frames(a) => frames_cmd(a).map(|()| 0),
+        Cmd::Score(a) => score_cmd(a).map(|()| 0),
     };
     match result {
         Ok(code) => std::process::ExitCode::from(code),
@@ -375,7 +538,7 @@ fn run(args: RunArgs) -> Result<u8> {
         // Calibration images for a random model: the first frames of the stream.
         let mut calibration = Vec::new();
         if args.model.random_model {
-            let mut src = open_source(&args, &data)?;
+            let mut src = open_source(&data, args.watch.then_some(args.idle_s), args.order)?;
             while calibration.len() < 64 {
                 match src.next_frame() {
                     Some(Ok(f)) => {
@@ -467,12 +630,11 @@ fn run(args: RunArgs) -> Result<u8> {
         }
     }
 
-    let mut source = open_source(&args, &data)?;
+    let mut source = open_source(&data, args.watch.then_some(args.idle_s), args.order)?;
     let mut screen = Framebuffer::new(WIDTH, HEIGHT);
     let mut pngs: Vec<PathBuf> = Vec::new();
     let mut telemetry_log = Vec::new();
-    let mut per_class_labels: BTreeMap<String, usize> = BTreeMap::new();
-    let mut last_label_frame = 0u64;
+    let mut operator = Operator::new(args.auto_label);
     let mut results: Vec<(FrameResult, Option<String>)> = Vec::new();
     let mut skipped = 0usize;
     let started = Instant::now();
@@ -553,21 +715,17 @@ fn run(args: RunArgs) -> Result<u8> {
         }
         let number = result.number;
         // The simulated operator: label the first N frames of each class.
-        if let (Some(t), true) = (
-            &truth,
-            args.auto_label > 0 && result.classification().is_some(),
-        ) {
-            let name = class_token(t);
-            let done = per_class_labels.entry(name.clone()).or_insert(0);
-            if *done < args.auto_label {
-                if !buoy.class_names().flatten().any(|c| c == name) {
-                    handle(&mut buoy, &format!("addclass {name}"), true);
-                }
-                let reply = handle(&mut buoy, &format!("label {number} {name}"), true);
-                if reply.first().is_some_and(|r| r.starts_with("ok")) {
-                    *done += 1;
-                    last_label_frame = number;
-                }
+        if let (Some(t), true) = (&truth, result.classification().is_some()) {
+            let lines =
+                operator.commands(number, t, |c| buoy.class_names().flatten().any(|n| n == c));
+            let mut acknowledged = false;
+            for line in lines {
+                acknowledged = handle(&mut buoy, &line, true)
+                    .first()
+                    .is_some_and(|r| r.starts_with("ok"));
+            }
+            if acknowledged {
+                operator.acknowledged(number, t);
             }
         }
         results.push((result, truth.map(|t| class_token(&t))));
@@ -627,45 +785,18 @@ fn run(args: RunArgs) -> Result<u8> {
     for (name, n) in &counts {
         say!("  {name:<24} {n}");
     }
-    let score = |from: u64, to: u64| -> Tally {
-        let mut t = Tally {
-            total: 0,
-            correct: 0,
-        };
-        for (r, truth) in &results {
-            if let (true, Some(truth), Some(c)) =
-                (r.number > from && r.number <= to, truth, r.classification())
-            {
-                t.total += 1;
-                if !c.unknown && r.class_name.as_deref() == Some(truth.as_str()) {
-                    t.correct += 1;
-                }
-            }
-        }
-        t
-    };
-    let n_classes = per_class_labels.len();
-    if last_label_frame > 0 {
-        let before = score(0, last_label_frame);
-        let after = score(last_label_frame, u64::MAX);
-        say!(
-            "operator labelled {} frames ({} per class, {} classes) up to frame {last_label_frame}",
-            per_class_labels.values().sum::<usize>(),
-            args.auto_label,
-            n_classes
-        );
-        if after.total > 0 {
-            say!(
-                "accuracy after labelling: {}/{} = {:.1}% on frames {}..{} (chance {:.1}%; during labelling {:.1}%)",
-                after.correct,
-                after.total,
-                100.0 * after.correct as f64 / after.total as f64,
-                last_label_frame + 1,
-                results.len(),
-                100.0 / n_classes.max(1) as f64,
-                100.0 * before.correct as f64 / before.total.max(1) as f64
-            );
-        }
+    let scored: Vec<Scored> = results
+        .iter()
+        .map(|(r, truth)| Scored {
+            number: r.number,
+            classified: r.classification().is_some(),
+            unknown: r.classification().is_some_and(|c| c.unknown),
+            class: r.class_name.as_deref().map(str::to_string),
+            truth: truth.clone(),
+        })
+        .collect();
+    for line in operator::accuracy_lines(&scored, &operator) {
+        say!("{line}");
     }
     say!(
         "labelled examples in the flash store: {}",
@@ -687,22 +818,24 @@ fn run(args: RunArgs) -> Result<u8> {
             .unwrap_or_default()
     );
     if json {
-        let accuracy = |t: &Tally| {
+        let accuracy = |t: operator::Tally| {
             serde_json::json!({
                 "correct": t.correct,
                 "total": t.total,
-                "fraction": t.correct as f64 / t.total.max(1) as f64,
+                "fraction": t.fraction(),
             })
         };
-        let operator = (last_label_frame > 0).then(|| {
+        let last_label = operator.last_label_frame;
+        let (labelled, classes) = operator.labelled();
+        let operator = (last_label > 0).then(|| {
             serde_json::json!({
-                "labelled_frames": per_class_labels.values().sum::<usize>(),
+                "labelled_frames": labelled,
                 "per_class": args.auto_label,
-                "classes": n_classes,
-                "up_to_frame": last_label_frame,
-                "accuracy_during": accuracy(&score(0, last_label_frame)),
-                "accuracy_after": accuracy(&score(last_label_frame, u64::MAX)),
-                "chance": 1.0 / n_classes.max(1) as f64,
+                "classes": classes,
+                "up_to_frame": last_label,
+                "accuracy_during": accuracy(operator::score(&scored, 0, last_label)),
+                "accuracy_after": accuracy(operator::score(&scored, last_label, u64::MAX)),
+                "chance": 1.0 / classes.max(1) as f64,
             })
         });
         let summary = serde_json::json!({
