@@ -466,12 +466,10 @@ mod tests {
         .unwrap()
     }
 
-    fn decode_all(
-        bytes: &[u8],
-    ) -> (
-        Vec<(usize, usize, Vec<u8>, Vec<u8>)>,
-        Option<StreamError<core::convert::Infallible>>,
-    ) {
+    /// A decoded frame: width, height, id, pixels.
+    type Owned = (usize, usize, Vec<u8>, Vec<u8>);
+
+    fn decode_all(bytes: &[u8]) -> (Vec<Owned>, Option<StreamError<core::convert::Infallible>>) {
         let mut out = Vec::new();
         let mut dec = match Decoder::new(bytes) {
             Ok(d) => d,

@@ -173,7 +173,12 @@ fn expected_source(blob: &[u8], frames: &[Decoded]) -> String {
     }
     s += "];\n";
     s += "/// The head's classes; the index is the ClassId.\n";
-    writeln!(s, "pub const CLASSES: [&str; {}] = {CLASSES:?};", CLASSES.len()).unwrap();
+    writeln!(
+        s,
+        "pub const CLASSES: [&str; {}] = {CLASSES:?};",
+        CLASSES.len()
+    )
+    .unwrap();
     s += "/// The head's open-set threshold (Q15).\n";
     writeln!(s, "pub const THRESHOLD_Q15: i32 = {THRESHOLD_Q15};").unwrap();
     s += "/// Frames taught as labelled examples, in order: (frame, class).\n";
