@@ -1,8 +1,8 @@
 //! x86-64 inner block of the blocked 3x3 convolution (the fallback where
-//! `conv_avx2` does not run: no AVX2, or a layer it does not cover): `C`
-//! output channels times `P` output pixels per pass, so each widened input
-//! vector feeds `C` multiplies and each widened weight vector `P` (LLVM does not find this form from the
-//! portable kernel). SSE2 (`pmaddwd`, 8 products) is baseline on x86-64 and
+//! neither `conv_vnni` nor `conv_avx2` runs: no AVX2, or a layer they do
+//! not cover): `C` output channels times `P` output pixels per pass, so
+//! each widened input vector feeds `C` multiplies and each widened weight
+//! vector `P` (LLVM does not find this form from the portable kernel). SSE2 (`pmaddwd`, 8 products) is baseline on x86-64 and
 //! always compiled in; builds with AVX2 enabled (`-C target-cpu=native` on
 //! this host) use `vpmaddwd` (16 products) instead. No runtime detection:
 //! the choice is made at compile time from `cfg(target_feature)`.
@@ -20,6 +20,10 @@
 //! `cin <= 128`: `37_601_280`). So the i32 lane sums never wrap and equal
 //! the exact dot product in any summation order, bit for bit the plain
 //! reference.
+//!
+//! It also holds the vector requantization all x86-64 kernels share:
+//! [`Requant8`] (AVX2, 8 lanes) and [`Requant16`] (AVX-512, 16 lanes, for
+//! `conv_vnni`), both exactly `kernels::requantize`.
 #![allow(unsafe_code)]
 
 use core::arch::x86_64::*;

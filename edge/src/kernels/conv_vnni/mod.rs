@@ -63,7 +63,7 @@ const INPUT_BYTES: usize = 64 * 1024;
 const SLACK: usize = 4;
 /// Most input channels this path takes (the packed-weight buffers: 18 KiB
 /// per 16 channels).
-pub(super) const MAX_CHANNELS: usize = 128;
+const MAX_CHANNELS: usize = 128;
 /// Groups of 4 weights per output channel the packed buffers hold.
 const MAX_GROUPS: usize = 9 * MAX_CHANNELS / 4;
 
