@@ -242,6 +242,32 @@ impl fmt::Display for Threshold {
     }
 }
 
+/// What mounting the label store found, for people.
+pub struct MountSummary(pub MountReport);
+
+impl fmt::Display for MountSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = &self.0;
+        if r.formatted {
+            return f.write_str("formatted: no store was found in its region");
+        }
+        write!(
+            f,
+            "mounted: half {}, generation {}, {} records replayed",
+            r.half, r.generation, r.records
+        )?;
+        if r.dirty_tail {
+            f.write_str("; a torn or damaged record after the last good one was ignored (the next write compacts)")?;
+        }
+        if r.fell_back {
+            f.write_str(
+                "; the other half was damaged or incomplete, the older complete half is used",
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Bytes as lowercase hex.
 pub struct Hex<'b>(pub &'b [u8]);
 

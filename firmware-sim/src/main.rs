@@ -7,7 +7,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use seaclr_device::buoy::{BootError, Config, FrameResult, Hex};
+use seaclr_device::buoy::{BootError, Config, FrameResult, Hex, MountSummary};
 use seaclr_firmware_sim::console::{self, Request};
 use seaclr_firmware_sim::display::{Framebuffer, HEIGHT, WIDTH};
 use seaclr_firmware_sim::flash_file::{FlashFile, Layout};
@@ -584,6 +584,9 @@ fn run(args: RunArgs) -> Result<u8> {
         say!(
             "boot: one partition table copy was damaged ({why}) and has been rewritten from the other"
         );
+    }
+    if let Some(report) = buoy.mount_report() {
+        say!("boot: label store {}", MountSummary(report));
     }
     match buoy.model_problem() {
         Some(why) => say!("boot: {why} (flash image {})", flash_path.display()),
