@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# CMSIS-NN as the peer of SeaCLR's int8 encoder on an emulated Cortex-M7.
+#
+#   bench/peers/cmsis_nn/run.sh [MODEL.seaclr] [IMAGE_OR_CLASS_DIR]
+#
+# Defaults: models/seaclr-s.seaclr and the first image of the first class of
+# ../shared/data/planktonset/train. Steps:
+#   1. export/ (a standalone Rust program on seaclr-shared and seaclr-edge)
+#      writes the blob's layers, the preprocessed image and every layer's
+#      expected int8 output (host engine = i32 reference) as a C header;
+#   2. harness/Makefile builds CMSIS-NN (../shared/peers/cmsis-nn, never
+#      copied here) and the harness with arm-none-eabi-gcc for Cortex-M7;
+#   3. QEMU mps2-an500 with -icount shift=0 runs it (outer timeout
+#      QEMU_TIMEOUT seconds, default 120): per layer the CMSIS-NN call, its
+#      instruction count from TIMER0 and a byte-for-byte comparison;
+#   4. prints the table. Exit status 0 only if every layer matched.
+#
+# Needs: cargo, arm-none-eabi-gcc (Debian gcc-arm-none-eabi, with
+# libnewlib-arm-none-eabi), qemu-system-arm (Debian qemu-system-arm).
+# Everything built goes to bench/peers/cmsis_nn/build (git-ignored) and the
+# exporter's cargo target folder ($CARGO_TARGET_DIR, default
+# ~/.cache/seaclr-bench-target).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../../.." && pwd)"
+abs() { case "$1" in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$PWD/$1" ;; esac; }
+model="$(abs "${1:-$root/models/seaclr-s.seaclr}")"
+image="$(abs "${2:-$root/../shared/data/planktonset/train}")"
+# Paths below the project root's parent are shown relative to the root.
+cd "$root"
+model="${model#"$root"/}"
+image="${image#"$root"/}"
+cmsis_nn="${CMSIS_NN:-$root/../shared/peers/cmsis-nn}"
+build="$here/build"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/seaclr-bench-target}"
+
+for tool in cargo arm-none-eabi-gcc qemu-system-arm make timeout; do
+    command -v "$tool" >/dev/null || { echo "run.sh: $tool not found" >&2; exit 2; }
+done
+[ -f "$cmsis_nn/Include/arm_nnfunctions.h" ] || {
+    echo "run.sh: CMSIS-NN sources not found at $cmsis_nn (set CMSIS_NN)" >&2
+    exit 2
+}
+mkdir -p "$build"
+
+echo "== export: $model" >&2
+cargo run --quiet --release --locked \
+    --manifest-path "$here/export/Cargo.toml" -- \
+    --model "$model" --image "$image" --out "$build/model_data.h"
+
+echo "== build: CMSIS-NN and the harness (arm-none-eabi-gcc, Cortex-M7)" >&2
+make -s -C "$here/harness" -j"${JOBS:-2}" BUILD="$build" CMSIS_NN="$cmsis_nn" >&2
+
+echo "== run: qemu-system-arm -M mps2-an500 -icount shift=0" >&2
+set +e
+timeout "${QEMU_TIMEOUT:-120}" qemu-system-arm -M mps2-an500 -nographic \
+    -icount shift=0 -semihosting-config enable=on,target=native \
+    -kernel "$build/harness.elf" >"$build/qemu.log" 2>&1
+rc=$?
+set -e
+if [ "$rc" -eq 124 ]; then
+    echo "run.sh: QEMU did not finish within ${QEMU_TIMEOUT:-120} s" >&2
+fi
+
+gcc_version="$(arm-none-eabi-gcc --version | head -1)"
+qemu_version="$(qemu-system-arm --version | head -1)"
+cmsis_commit="$(grep -o 'commit [0-9a-f]\{40\}[^`]*' "$cmsis_nn/PROVENANCE.md" | head -1 || true)"
+
+awk -v gcc="$gcc_version" -v qemu="$qemu_version" -v nn="$cmsis_commit" '
+function sep() { print "|---|---|---|---:|---:|---:|---:|---|" }
+BEGIN { n = 0 }
+/^model / { model = $2 }
+/^image instructions/ { image_instr = $3; layers_sum = $7; match_all = $9; next }
+/^image / { image = $2 }
+/^cmsis-nn path:/ { path = substr($0, 16) }
+/^calibration/ { calib = $NF }
+/^  first mismatch/ { detail[n - 1] = $0 }
+/^layer [0-9]+ / {
+    kind[n] = $3; in_s[n] = $4; out_s[n] = $5; stride[n] = $7; macs[n] = $9
+    instr[n] = $13; mism[n] = $15; maxd[n] = $17; n++
+}
+END {
+    if (n == 0) { print "run.sh: no layer results (see build/qemu.log)"; exit 1 }
+    print "model: " model "   image: " image
+    print "CMSIS-NN " nn ", " path
+    print gcc ", -mcpu=cortex-m7 -mthumb -mfloat-abi=hard -mfpu=fpv5-d16 -O2"
+    print qemu ", -M mps2-an500 -icount shift=0 (TIMER0: 40 instructions a tick; calibration loop of 2000000: " calib ")"
+    print ""
+    print "| layer | kind | shape (in -> out, stride) | MACs | CMSIS-NN instructions | instructions / MAC | seaclr-edge instructions | match |"
+    sep()
+    total_macs = 0
+    for (i = 0; i < n; i++) {
+        per = macs[i] > 0 ? sprintf("%.2f", instr[i] / macs[i]) : "-"
+        ok = mism[i] == 0 ? "yes" : sprintf("no (%d bytes, max diff %d)", mism[i], maxd[i])
+        fn = kind[i] == "conv3x3" ? "arm_convolve_wrapper_s8" : (kind[i] == "linear" ? "arm_fully_connected_wrapper_s8" : "sum + arm_nn_requantize")
+        printf "| %d | %s (%s) | %s -> %s, s%s | %d | %d | %s | - | %s |\n", i, kind[i], fn, in_s[i], out_s[i], stride[i], macs[i], instr[i], per, ok
+        total_macs += macs[i]
+    }
+    printf "| total | per image (one timed span) | | %d | %d | %.2f | - | %s |\n", total_macs, image_instr, image_instr / total_macs, match_all
+    print ""
+    printf "sum of the per-layer spans: %d instructions\n", layers_sum
+    for (i = 0; i < n; i++) if (i in detail) print "layer " i ":" detail[i]
+    if (match_all != "yes") exit 1
+}' "$build/qemu.log" || { echo "run.sh: outputs differ or the run failed; QEMU log: $build/qemu.log" >&2; exit 1; }
+
+if [ "$rc" -ne 0 ]; then
+    echo "run.sh: QEMU exited $rc; log: $build/qemu.log" >&2
+    exit 1
+fi
