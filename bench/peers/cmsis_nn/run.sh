@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CMSIS-NN as the peer of SeaCLR's int8 encoder on an emulated Cortex-M7.
 #
-#   bench/peers/cmsis_nn/run.sh [MODEL.seaclr] [IMAGE_OR_CLASS_DIR]
+#   bench/peers/cmsis_nn/run.sh [--peer-only] [MODEL.seaclr] [IMAGE_OR_CLASS_DIR]
 #
 # Defaults: models/seaclr-s.seaclr and the first image of the first class of
 # ../shared/data/planktonset/train. Steps:
@@ -13,7 +13,11 @@
 #   3. QEMU mps2-an500 with -icount shift=0 runs it (outer timeout
 #      QEMU_TIMEOUT seconds, default 120): per layer the CMSIS-NN call, its
 #      instruction count from TIMER0 and a byte-for-byte comparison;
-#   4. prints the table. Exit status 0 only if every layer matched.
+#   4. unless --peer-only, or the model is not the one the firmware embeds
+#      (payload CRCs differ): builds and runs the project's own firmware
+#      self-check (firmware-qemu, `cargo run --release`: same board, same
+#      counting) for seaclr-edge's per-layer counts on the same layers;
+#   5. prints the table. Exit status 0 only if every layer matched.
 #
 # Needs: cargo, arm-none-eabi-gcc (Debian gcc-arm-none-eabi, with
 # libnewlib-arm-none-eabi), qemu-system-arm (Debian qemu-system-arm).
@@ -22,6 +26,11 @@
 # ~/.cache/seaclr-bench-target).
 set -euo pipefail
 
+peer_only=0
+if [ "${1:-}" = "--peer-only" ]; then
+    peer_only=1
+    shift
+fi
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
 abs() { case "$1" in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$PWD/$1" ;; esac; }
@@ -63,13 +72,39 @@ if [ "$rc" -eq 124 ]; then
     echo "run.sh: QEMU did not finish within ${QEMU_TIMEOUT:-120} s" >&2
 fi
 
+# seaclr-edge on the same board: the firmware's self-check prints per-layer
+# counts ("  layer  N:  FIRST  MEAN") for the blob it embeds.
+: >"$build/ours.log"
+if [ "$peer_only" -eq 0 ]; then
+    echo "== ours: firmware-qemu self-check (cargo run --release)" >&2
+    if (cd "$root/firmware-qemu" && cargo run --quiet --release) >"$build/ours.log" 2>&1 \
+        && grep -q '^PASS' "$build/ours.log"; then
+        peer_crc="$(sed -n 's/^#define SEACLR_PAYLOAD_CRC32 0x\([0-9a-f]*\)u$/\1/p' "$build/model_data.h")"
+        if ! grep -q "payload crc $peer_crc\b" "$build/ours.log"; then
+            echo "run.sh: the firmware embeds another model; no seaclr-edge column" >&2
+            : >"$build/ours.log"
+        fi
+    else
+        echo "run.sh: the firmware self-check failed (log: $build/ours.log); no seaclr-edge column" >&2
+        : >"$build/ours.log"
+    fi
+fi
+
 gcc_version="$(arm-none-eabi-gcc --version | head -1)"
 qemu_version="$(qemu-system-arm --version | head -1)"
-cmsis_commit="$(grep -o 'commit [0-9a-f]\{40\}[^`]*' "$cmsis_nn/PROVENANCE.md" | head -1 || true)"
+cmsis_commit="$(grep -o 'commit [0-9a-f]\{40\}[^`.]*' "$cmsis_nn/PROVENANCE.md" | head -1 || true)"
+tree="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [ -n "$(git -C "$root" status --porcelain -- shared edge firmware-qemu 2>/dev/null)" ]; then
+    tree="$tree + uncommitted changes in shared/, edge/ or firmware-qemu/"
+fi
 
-awk -v gcc="$gcc_version" -v qemu="$qemu_version" -v nn="$cmsis_commit" '
-function sep() { print "|---|---|---|---:|---:|---:|---:|---|" }
+awk -v tree="$tree" -v gcc="$gcc_version" -v qemu="$qemu_version" -v nn="$cmsis_commit" '
+function sep() { print "|---|---|---|---:|---:|---:|---:|---:|---|" }
 BEGIN { n = 0 }
+FILENAME == ours_log {
+    if ($1 == "layer" && $2 ~ /^[0-9]+:$/) { ours[$2 + 0] = $3; have_ours = 1 }
+    next
+}
 /^model / { model = $2 }
 /^image instructions/ { image_instr = $3; layers_sum = $7; match_all = $9; next }
 /^image / { image = $2 }
@@ -87,22 +122,33 @@ END {
     print gcc ", -mcpu=cortex-m7 -mthumb -mfloat-abi=hard -mfpu=fpv5-d16 -O2"
     print qemu ", -M mps2-an500 -icount shift=0 (TIMER0: 40 instructions a tick; calibration loop of 2000000: " calib ")"
     print ""
-    print "| layer | kind | shape (in -> out, stride) | MACs | CMSIS-NN instructions | instructions / MAC | seaclr-edge instructions | match |"
+    print "| layer | kind (CMSIS-NN function) | shape (in -> out, stride) | MACs | CMSIS-NN instructions | instructions / MAC | seaclr-edge instructions | seaclr-edge / CMSIS-NN | match |"
     sep()
-    total_macs = 0
+    total_macs = 0; total_ours = 0
     for (i = 0; i < n; i++) {
         per = macs[i] > 0 ? sprintf("%.2f", instr[i] / macs[i]) : "-"
         ok = mism[i] == 0 ? "yes" : sprintf("no (%d bytes, max diff %d)", mism[i], maxd[i])
         fn = kind[i] == "conv3x3" ? "arm_convolve_wrapper_s8" : (kind[i] == "linear" ? "arm_fully_connected_wrapper_s8" : "sum + arm_nn_requantize")
-        printf "| %d | %s (%s) | %s -> %s, s%s | %d | %d | %s | - | %s |\n", i, kind[i], fn, in_s[i], out_s[i], stride[i], macs[i], instr[i], per, ok
+        o = (i in ours) ? ours[i] : "-"
+        r = (i in ours) ? sprintf("%.2f", ours[i] / instr[i]) : "-"
+        if (i in ours) total_ours += ours[i]
+        printf "| %d | %s (%s) | %s -> %s, s%s | %d | %d | %s | %s | %s | %s |\n", i, kind[i], fn, in_s[i], out_s[i], stride[i], macs[i], instr[i], per, o, r, ok
         total_macs += macs[i]
     }
-    printf "| total | per image (one timed span) | | %d | %d | %.2f | - | %s |\n", total_macs, image_instr, image_instr / total_macs, match_all
+    o = have_ours ? total_ours : "-"
+    r = have_ours ? sprintf("%.2f", total_ours / image_instr) : "-"
+    printf "| total | per image (CMSIS-NN: one timed span; seaclr-edge: sum of layers) | | %d | %d | %.2f | %s | %s | %s |\n", total_macs, image_instr, image_instr / total_macs, o, r, match_all
     print ""
-    printf "sum of the per-layer spans: %d instructions\n", layers_sum
+    printf "CMSIS-NN, sum of the per-layer spans: %d instructions\n", layers_sum
+    if (have_ours) {
+        print "seaclr-edge (tree " tree "): firmware-qemu self-check, first fixture frame, per layer from Engine::encode_observed"
+        print "(layer 0 includes the input encoding, every layer decoding its record from the blob)."
+    } else {
+        print "seaclr-edge column empty: --peer-only, another model, or the firmware self-check failed."
+    }
     for (i = 0; i < n; i++) if (i in detail) print "layer " i ":" detail[i]
     if (match_all != "yes") exit 1
-}' "$build/qemu.log" || { echo "run.sh: outputs differ or the run failed; QEMU log: $build/qemu.log" >&2; exit 1; }
+}' ours_log="$build/ours.log" "$build/ours.log" "$build/qemu.log" || { echo "run.sh: outputs differ or the run failed; QEMU log: $build/qemu.log" >&2; exit 1; }
 
 if [ "$rc" -ne 0 ]; then
     echo "run.sh: QEMU exited $rc; log: $build/qemu.log" >&2
