@@ -20,6 +20,8 @@ use seaclr_shared::blob::{Conv3x3, GlobalAvgPool, Linear, Requant, Shape};
 
 #[cfg(target_arch = "x86_64")]
 mod conv_avx2;
+#[cfg(any(test, seaclr_dsp))]
+mod conv_dsp;
 #[cfg(target_arch = "x86_64")]
 mod conv_vnni;
 #[cfg(any(test, feature = "std"))]
@@ -202,6 +204,10 @@ pub fn conv3x3(
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
+        #[cfg(seaclr_dsp)]
+        if conv_dsp::conv3x3(layer, input, shape, patch, output) {
+            return conv3x3_output_shape(shape, layer.stride as usize, layer.out_channels as usize);
+        }
         conv3x3_portable(layer, input, shape, patch, output)
     }
 }

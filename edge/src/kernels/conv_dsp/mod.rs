@@ -1,0 +1,292 @@
+//! 3x3 convolution for Cortex-M cores with the DSP extension (Armv7E-M:
+//! Cortex-M4, M7), chosen at compile time (`cfg(seaclr_dsp)`), in the shape
+//! of CMSIS-NN's int8 kernels: two multiply-adds per `smlad` on 16-bit
+//! pairs, several outputs per pass so each load serves several of them.
+//!
+//! **Layout.** For a pass of [`PIXELS`] output pixels the patches (the
+//! `9 * cin` inputs of each, as `q - zp` in `i16`, padding 0) are written
+//! into the arena's patch scratch as *columns*: per group of 4 patch
+//! values `k..k + 4`, first the word `(x[k], x[k + 2])` of every pixel, then
+//! the word `(x[k + 1], x[k + 3])` of every pixel. That is the order in
+//! which `sxtb16` and `sxtb16 ror #8` split 4 weight bytes into two pairs,
+//! so a weight word is loaded straight from the blob (no copy, no
+//! reordering) and one group of 4 weights times 4 pixels is
+//!
+//! ```text
+//! ldr w; sxtb16 a, w; sxtb16 b, w, ror #8; 4 word pairs (ldrd); 8 smlad
+//! ```
+//!
+//! 15 instructions for 16 multiply-adds. One output channel runs its whole
+//! weight row against the columns with its 4 sums in registers, then the
+//! next channel reuses the same columns, so the widening of the inputs is
+//! paid once per pixel for all output channels.
+//!
+//! **Scratch.** The engine's scratch holds `9 * cin_max` values; where the
+//! columns of 4 whole patches do not fit (the wide layers), the patch
+//! range is split into chunks that do, and the sums of up to
+//! [`CHANNEL_BLOCK`] channels wait on the stack between chunks (1 KiB).
+//!
+//! **Exactness.** Every product is `(q - zp) * w` with `|q - zp| <= 255`,
+//! `|w| <= 128`, computed exactly in `smlad`; sums wrap modulo 2^32 like
+//! the reference's `i32` result (its `i64` sum cast with `as i32`), for any
+//! channel count. Requantization is the other kernels' [`requantize`].
+//! The instructions come from [`ops`]: inline `asm!` on the target, the
+//! same arithmetic in plain Rust on the host, where the tests run this
+//! code against the reference.
+
+use super::{conv3x3_output_shape, requantize};
+use ops::{smlad, ssub16, sxtb16, sxtb16_ror8};
+use seaclr_shared::blob::{Conv3x3, Shape};
+
+pub(crate) mod ops;
+#[cfg(test)]
+mod tests;
+
+/// Output pixels per pass (consecutive in HWC order, across rows).
+pub(crate) const PIXELS: usize = 4;
+/// Words of one group of 4 patch values for all pixels of a pass.
+const GROUP_WORDS: usize = 2 * PIXELS;
+/// Output channels whose sums are kept on the stack across patch chunks.
+pub(crate) const CHANNEL_BLOCK: usize = 64;
+
+/// The pixels of one pass: output `(row, column)`, `None` past the end.
+type Pass = [Option<(usize, usize)>; PIXELS];
+
+/// 3x3 convolution with [`super::conv3x3`]'s contract. Returns `false`,
+/// having written nothing, where the slices are too short for the shapes
+/// or the scratch cannot hold one group of columns (the caller then runs
+/// the portable kernel).
+pub(crate) fn conv3x3(
+    layer: &Conv3x3<'_>,
+    input: &[i8],
+    shape: Shape,
+    patch: &mut [i16],
+    output: &mut [i8],
+) -> bool {
+    let (cin, cout) = (layer.in_channels as usize, layer.out_channels as usize);
+    let stride = layer.stride as usize;
+    let out_shape = conv3x3_output_shape(shape, stride, cout);
+    let k = 9 * cin;
+    let weights = layer.weights.0;
+    if cin == 0
+        || cin != shape.channels
+        || patch.len() < k
+        || input.len() < shape.len()
+        || output.len() < out_shape.len()
+        || weights.len() < cout * k
+    {
+        return false;
+    }
+    let (_, words, _) = bytemuck::pod_align_to_mut::<i16, u32>(patch);
+    let groups = k.div_ceil(4);
+    let chunk = (words.len() / GROUP_WORDS).min(groups);
+    if chunk == 0 {
+        return false;
+    }
+    let columns = &mut words[..chunk * GROUP_WORDS];
+    let zp = layer.requant.input_zero_point as i32;
+    let (ow, npix) = (out_shape.width, out_shape.height * out_shape.width);
+    let mut sums = [[0i32; PIXELS]; CHANNEL_BLOCK];
+    for n0 in (0..npix).step_by(PIXELS) {
+        let pass: Pass = core::array::from_fn(|p| {
+            let n = n0 + p;
+            (n < npix).then(|| (n / ow, n % ow))
+        });
+        for c0 in (0..cout).step_by(CHANNEL_BLOCK) {
+            let block = c0..cout.min(c0 + CHANNEL_BLOCK);
+            for g0 in (0..groups).step_by(chunk) {
+                let (ka, kb) = (4 * g0, k.min(4 * (g0 + chunk)));
+                let cols = &mut columns[..(kb - ka).div_ceil(4) * GROUP_WORDS];
+                fill(cols, input, shape, stride, &pass, (ka, kb), zp);
+                let cols = cols.as_chunks::<GROUP_WORDS>().0;
+                for (s, c) in sums.iter_mut().zip(block.clone()) {
+                    let start = if g0 == 0 {
+                        [layer.bias.get(c).unwrap_or(0); PIXELS]
+                    } else {
+                        *s
+                    };
+                    let row = &weights[c * k..(c + 1) * k];
+                    *s = dot(start, cols, &row[ka..kb]);
+                }
+            }
+            for (s, c) in sums.iter().zip(block) {
+                for (p, &acc) in s.iter().enumerate() {
+                    if let Some(o) = output.get_mut((n0 + p) * cout + c)
+                        && n0 + p < npix
+                    {
+                        *o = requantize(acc, &layer.requant, c);
+                    }
+                }
+            }
+        }
+    }
+    true
+}
+
+/// Adds the products of one weight row range with the columns to the
+/// [`PIXELS`] sums `acc`. A last group of fewer than 4 weights is padded
+/// with zeros.
+#[inline(always)]
+fn dot(mut acc: [i32; PIXELS], cols: &[[u32; GROUP_WORDS]], w: &[u8]) -> [i32; PIXELS] {
+    let (quads, tail) = w.as_chunks::<4>();
+    for (x, w) in cols.iter().zip(quads) {
+        step(&mut acc, x, u32::from_le_bytes(*w));
+    }
+    if !tail.is_empty()
+        && let Some(x) = cols.get(quads.len())
+    {
+        let mut w = [0u8; 4];
+        w[..tail.len()].copy_from_slice(tail);
+        step(&mut acc, x, u32::from_le_bytes(w));
+    }
+    acc
+}
+
+/// One group: 4 weights (bytes of `w`) times 4 patch values of each pixel.
+#[inline(always)]
+fn step(acc: &mut [i32; PIXELS], x: &[u32; GROUP_WORDS], w: u32) {
+    let (even, odd) = (sxtb16(w), sxtb16_ror8(w));
+    for (a, &x) in acc.iter_mut().zip(&x[..PIXELS]) {
+        *a = smlad(x, even, *a);
+    }
+    for (a, &x) in acc.iter_mut().zip(&x[PIXELS..]) {
+        *a = smlad(x, odd, *a);
+    }
+}
+
+/// Writes patch values `ka..kb` (`ka` a multiple of 4) of every pixel of
+/// the pass into `cols` (their groups, from 0): `q - zp` for taps inside
+/// the image, 0 for padding and for pixels past the end. Values of a last
+/// partial group past `kb` are set to 0.
+fn fill(
+    cols: &mut [u32],
+    input: &[i8],
+    shape: Shape,
+    stride: usize,
+    pass: &Pass,
+    (ka, kb): (usize, usize),
+    zp: i32,
+) {
+    let cin = shape.channels;
+    let zz = (zp as u16 as u32) * 0x0001_0001;
+    if kb % 4 != 0
+        && let Some(last) = cols.chunks_exact_mut(GROUP_WORDS).last()
+    {
+        last.fill(0);
+    }
+    for (p, pixel) in pass.iter().enumerate() {
+        let mut col = Column { cols, p, ka, zz };
+        let Some((oy, ox)) = *pixel else {
+            col.zeros(ka, kb);
+            continue;
+        };
+        let (y0, x0) = (oy * stride, ox * stride); // input row / column + 1 of tap 0
+        for ky in 0..3 {
+            let k0 = 3 * ky * cin;
+            let (lo, hi) = (k0.max(ka), (k0 + 3 * cin).min(kb));
+            if lo >= hi {
+                continue;
+            }
+            let iy = y0 + ky;
+            if iy == 0 || iy > shape.height {
+                col.zeros(lo, hi);
+                continue;
+            }
+            let row = (iy - 1) * shape.width;
+            if x0 >= 1 && x0 + 1 < shape.width {
+                // The whole kernel row is inside: 3 * cin contiguous inputs.
+                let at = (row + x0 - 1) * cin; // input of patch value k0
+                col.copy(lo, input.get(at + lo - k0..at + hi - k0).unwrap_or(&[]));
+                continue;
+            }
+            for kx in 0..3 {
+                let t0 = k0 + kx * cin;
+                let (lo, hi) = (t0.max(ka), (t0 + cin).min(kb));
+                if lo >= hi {
+                    continue;
+                }
+                let ix = x0 + kx;
+                if ix == 0 || ix > shape.width {
+                    col.zeros(lo, hi);
+                } else {
+                    let at = (row + ix - 1) * cin; // input of patch value t0
+                    col.copy(lo, input.get(at + lo - t0..at + hi - t0).unwrap_or(&[]));
+                }
+            }
+        }
+    }
+}
+
+/// One pixel's column in a chunk: patch value `k` (`ka <= k`) lives in
+/// group `(k - ka) / 4`, word `(k & 1) * PIXELS + p`, halfword `(k >> 1) & 1`.
+struct Column<'c> {
+    cols: &'c mut [u32],
+    p: usize,
+    ka: usize,
+    /// The input zero point in both halfwords.
+    zz: u32,
+}
+
+impl Column<'_> {
+    /// Stores `v` as patch value `k`.
+    #[inline(always)]
+    fn set(&mut self, k: usize, v: i32) {
+        let at = (k - self.ka) / 4 * GROUP_WORDS + (k & 1) * PIXELS + self.p;
+        if let Some(w) = self.cols.get_mut(at) {
+            let shift = 16 * ((k >> 1) & 1);
+            *w = (*w & !(0xffff << shift)) | ((v as u16 as u32) << shift);
+        }
+    }
+
+    /// Stores a whole group (`k` a multiple of 4) as its two words.
+    #[inline(always)]
+    fn set_group(&mut self, k: usize, even: u32, odd: u32) {
+        let at = (k - self.ka) / 4 * GROUP_WORDS + self.p;
+        if let Some(g) = self.cols.get_mut(at..at + PIXELS + 1) {
+            g[0] = even;
+            g[PIXELS] = odd;
+        }
+    }
+
+    /// Patch values `lo..hi` are padding.
+    fn zeros(&mut self, lo: usize, hi: usize) {
+        let mut k = lo;
+        while k < hi {
+            if k % 4 == 0 && k + 4 <= hi {
+                self.set_group(k, 0, 0);
+                k += 4;
+            } else {
+                self.set(k, 0);
+                k += 1;
+            }
+        }
+    }
+
+    /// Patch values `lo..lo + src.len()` are `src - zp`: single values up
+    /// to a group boundary, then 4 at a time (one unaligned word load, two
+    /// `sxtb16`, two `ssub16`).
+    fn copy(&mut self, lo: usize, src: &[i8]) {
+        let head = ((4 - lo % 4) % 4).min(src.len());
+        let (head, body) = src.split_at(head);
+        let zp = (self.zz & 0xffff) as u16 as i16 as i32;
+        let mut k = lo;
+        for &q in head {
+            self.set(k, q as i32 - zp);
+            k += 1;
+        }
+        let (quads, tail) = body.as_chunks::<4>();
+        for q in quads {
+            let v = u32::from_le_bytes(q.map(|b| b as u8));
+            self.set_group(
+                k,
+                ssub16(sxtb16(v), self.zz),
+                ssub16(sxtb16_ror8(v), self.zz),
+            );
+            k += 4;
+        }
+        for &q in tail {
+            self.set(k, q as i32 - zp);
+            k += 1;
+        }
+    }
+}
