@@ -2,6 +2,12 @@
 # CMSIS-NN as the peer of SeaCLR's int8 encoder on an emulated Cortex-M7.
 #
 #   bench/peers/cmsis_nn/run.sh [--peer-only] [MODEL.seaclr] [IMAGE_OR_CLASS_DIR]
+#   bench/peers/cmsis_nn/run.sh --synthetic [IMAGE_OR_CLASS_DIR]
+#
+# --synthetic runs a small seeded random blob instead (written by the
+# exporter into the build folder) with what the committed model lacks:
+# linear layers (arm_fully_connected_wrapper_s8), odd channel counts, zero
+# points other than -128, ReLU clamps and a left shift.
 #
 # Defaults: models/seaclr-s.seaclr and the first image of the first class of
 # ../shared/data/planktonset/train. Steps:
@@ -27,15 +33,25 @@
 set -euo pipefail
 
 peer_only=0
-if [ "${1:-}" = "--peer-only" ]; then
-    peer_only=1
-    shift
-fi
+synthetic=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --peer-only) peer_only=1; shift ;;
+        --synthetic) synthetic=1; peer_only=1; shift ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
+        *) break ;;
+    esac
+done
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
 abs() { case "$1" in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$PWD/$1" ;; esac; }
-model="$(abs "${1:-$root/models/seaclr-s.seaclr}")"
-image="$(abs "${2:-$root/../shared/data/planktonset/train}")"
+if [ "$synthetic" -eq 1 ]; then
+    model="$here/build/synthetic.seaclr"
+    image="$(abs "${1:-$root/../shared/data/planktonset/train}")"
+else
+    model="$(abs "${1:-$root/models/seaclr-s.seaclr}")"
+    image="$(abs "${2:-$root/../shared/data/planktonset/train}")"
+fi
 # Paths below the project root's parent are shown relative to the root.
 cd "$root"
 model="${model#"$root"/}"
@@ -53,6 +69,11 @@ done
 }
 mkdir -p "$build"
 
+if [ "$synthetic" -eq 1 ]; then
+    echo "== synthetic blob: $model" >&2
+    cargo run --quiet --release --locked \
+        --manifest-path "$here/export/Cargo.toml" -- --synthetic-blob "$model"
+fi
 echo "== export: $model" >&2
 cargo run --quiet --release --locked \
     --manifest-path "$here/export/Cargo.toml" -- \

@@ -18,6 +18,13 @@
 //! Usage: `seaclr-cmsis-export --model BLOB --image FILE_OR_DIR --out HEADER`.
 //! A directory picks its first class folder and that folder's first image
 //! (byte order of the names), so the choice is stable.
+//!
+//! `seaclr-cmsis-export --synthetic-blob OUT` instead writes a small blob
+//! with seeded random weights that covers what the committed model does
+//! not: linear layers (CMSIS-NN's fully connected path), odd channel
+//! counts, zero points other than -128, ReLU clamps, a left shift, and a
+//! last layer after the pool. Its multipliers are set from the layer's real
+//! accumulator range on a fixed image, so outputs spread over int8.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -25,7 +32,8 @@ use std::process::ExitCode;
 
 use seaclr_edge::engine::Engine;
 use seaclr_edge::kernels::{self, reference};
-use seaclr_shared::blob::{Layer, Requant, Shape};
+use seaclr_shared::blob::write::{ModelInfo, OwnedLayer, OwnedRequant, write_owned};
+use seaclr_shared::blob::{Blob, Layer, Requant, Shape};
 use seaclr_shared::preprocess::preprocess_gray;
 
 struct Args {
@@ -34,7 +42,19 @@ struct Args {
     out: PathBuf,
 }
 
-fn parse_args() -> Result<Args, String> {
+enum Command {
+    Export(Args),
+    Synthetic(PathBuf),
+}
+
+fn parse_args() -> Result<Command, String> {
+    let mut argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("--synthetic-blob") {
+        if argv.len() != 2 {
+            return Err("usage: seaclr-cmsis-export --synthetic-blob OUT".into());
+        }
+        return Ok(Command::Synthetic(PathBuf::from(argv.remove(1))));
+    }
     let mut model = None;
     let mut image = None;
     let mut out = None;
@@ -54,11 +74,184 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    Ok(Args {
+    Ok(Command::Export(Args {
         model: model.ok_or("--model is required")?,
         image: image.ok_or("--image is required")?,
         out: out.ok_or("--out is required")?,
-    })
+    }))
+}
+
+/// xorshift64: seeded, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    /// Uniform in `lo..=hi`.
+    fn range(&mut self, lo: i32, hi: i32) -> i32 {
+        lo + (self.next() % (hi - lo + 1) as u64) as i32
+    }
+}
+
+/// One layer of the synthetic model before its multipliers are known.
+struct Draft {
+    kind: DraftKind,
+    out_zp: i8,
+    relu: bool,
+}
+
+enum DraftKind {
+    Conv { cin: u16, cout: u16, stride: u8 },
+    Pool,
+    Linear { fin: u16, fout: u16 },
+}
+
+/// A seeded random blob: 20 x 20 input, conv 1->7 s2 (ReLU), conv 7->12 s1,
+/// conv 12->20 s2 (ReLU), conv 20->24 s1, pool, linear 24->19, linear 19->10.
+/// For each layer the reference runs it with a unit requantization and wide
+/// clamps on a fixed ramp image, and the multiplier and shift are chosen to
+/// map the largest accumulator to about 100 steps.
+fn synthetic_blob() -> Result<Vec<u8>, String> {
+    let size = 20usize;
+    let mut rng = Rng(0x5eac_1c35_0b1e_55ed);
+    let drafts = [
+        Draft { kind: DraftKind::Conv { cin: 1, cout: 7, stride: 2 }, out_zp: -20, relu: true },
+        Draft { kind: DraftKind::Conv { cin: 7, cout: 12, stride: 1 }, out_zp: 3, relu: false },
+        Draft { kind: DraftKind::Conv { cin: 12, cout: 20, stride: 2 }, out_zp: -128, relu: true },
+        Draft { kind: DraftKind::Conv { cin: 20, cout: 24, stride: 1 }, out_zp: 11, relu: false },
+        Draft { kind: DraftKind::Pool, out_zp: -5, relu: false },
+        Draft { kind: DraftKind::Linear { fin: 24, fout: 19 }, out_zp: 7, relu: true },
+        Draft { kind: DraftKind::Linear { fin: 19, fout: 10 }, out_zp: 0, relu: false },
+    ];
+    let mut x = reference::RefTensor {
+        height: size,
+        width: size,
+        channels: 1,
+        values: (0..size * size).map(|i| ((i * 37) % 256) as i32 - 128).collect(),
+    };
+    let mut in_zp: i8 = -128;
+    let mut layers = Vec::new();
+    for (index, d) in drafts.iter().enumerate() {
+        let (weights, bias, channels): (Vec<i32>, Vec<i32>, usize) = match d.kind {
+            DraftKind::Conv { cin, cout, .. } => (
+                (0..cout as usize * 9 * cin as usize).map(|_| rng.range(-127, 127)).collect(),
+                (0..cout).map(|_| rng.range(-3000, 3000)).collect(),
+                cout as usize,
+            ),
+            DraftKind::Pool => (Vec::new(), Vec::new(), 1),
+            DraftKind::Linear { fin, fout } => (
+                (0..fout as usize * fin as usize).map(|_| rng.range(-127, 127)).collect(),
+                (0..fout).map(|_| rng.range(-3000, 3000)).collect(),
+                fout as usize,
+            ),
+        };
+        // Accumulators: multiplier 2^30 with shift 1 is exactly x1.
+        let probe = reference::RefQuant {
+            input_zero_point: in_zp as i32,
+            output_zero_point: 0,
+            activation_min: i32::MIN,
+            activation_max: i32::MAX,
+            multipliers: vec![1 << 30; channels],
+            shifts: vec![1; channels],
+        };
+        let ref_layer = |quant: reference::RefQuant| match d.kind {
+            DraftKind::Conv { cin, cout, stride } => reference::RefLayer::Conv3x3 {
+                in_channels: cin as usize,
+                out_channels: cout as usize,
+                stride: stride as usize,
+                weights: weights.clone(),
+                bias: bias.clone(),
+                quant,
+            },
+            DraftKind::Pool => reference::RefLayer::GlobalAvgPool { quant },
+            DraftKind::Linear { fout, .. } => reference::RefLayer::Linear {
+                out_features: fout as usize,
+                weights: weights.clone(),
+                bias: bias.clone(),
+                quant,
+            },
+        };
+        let acc = reference::run_layer(&ref_layer(probe), &x);
+        let mut multipliers = Vec::new();
+        let mut shifts = Vec::new();
+        for c in 0..channels {
+            let max = acc
+                .values
+                .iter()
+                .skip(c)
+                .step_by(channels)
+                .map(|v| v.unsigned_abs() as f64)
+                .fold(1.0, f64::max);
+            // Pool: one multiplier for all channels, from the largest sum.
+            let max = if matches!(d.kind, DraftKind::Pool) {
+                acc.values.iter().map(|v| v.unsigned_abs() as f64).fold(1.0, f64::max)
+            } else {
+                max
+            };
+            let mut scale = 100.0 / max * (0.8 + 0.4 * (rng.next() % 1000) as f64 / 1000.0);
+            if index == drafts.len() - 1 && c == 0 {
+                // A left shift (scale in [1, 2)): CMSIS-NN's LEFT_SHIFT path.
+                scale = 1.5;
+            }
+            let (m, e) = frexp(scale);
+            multipliers.push(((m * (1u64 << 31) as f64).round() as i64).min(i32::MAX as i64) as i32);
+            shifts.push(e as i8);
+        }
+        let requant = OwnedRequant {
+            input_zero_point: in_zp,
+            output_zero_point: d.out_zp,
+            activation_min: if d.relu { d.out_zp } else { -128 },
+            activation_max: 127,
+            multipliers: multipliers.clone(),
+            shifts: shifts.clone(),
+            output_scale: 0.05,
+        };
+        let quant = reference::RefQuant {
+            input_zero_point: in_zp as i32,
+            output_zero_point: d.out_zp as i32,
+            activation_min: requant.activation_min as i32,
+            activation_max: 127,
+            multipliers,
+            shifts: shifts.iter().map(|&s| s as i32).collect(),
+        };
+        let w8: Vec<i8> = weights.iter().map(|&w| w as i8).collect();
+        layers.push(match d.kind {
+            DraftKind::Conv { cin, cout, stride } => {
+                OwnedLayer::conv3x3(cin, cout, stride, &w8, &bias, requant)
+            }
+            DraftKind::Pool => OwnedLayer::global_avg_pool(x.channels as u16, requant),
+            DraftKind::Linear { fin, fout } => OwnedLayer::linear(fin, fout, &w8, &bias, requant),
+        });
+        x = reference::run_layer(&ref_layer(quant), &x);
+        in_zp = d.out_zp;
+        eprintln!("synthetic layer {index}: {} values out", x.values.len());
+    }
+    let info = ModelInfo {
+        input_size: size as u16,
+        preprocess_id: seaclr_shared::preprocess::PREPROCESS_ID,
+    };
+    let blob = write_owned(info, &layers).map_err(|e| format!("synthetic blob: {e}"))?;
+    Blob::parse(&blob).map_err(|e| format!("synthetic blob does not parse: {e}"))?;
+    Ok(blob)
+}
+
+/// `x = m * 2^e` with `m` in [0.5, 1).
+fn frexp(x: f64) -> (f64, i32) {
+    let mut e = 0;
+    let mut m = x;
+    while m >= 1.0 {
+        m /= 2.0;
+        e += 1;
+    }
+    while m < 0.5 {
+        m *= 2.0;
+        e -= 1;
+    }
+    (m, e)
 }
 
 /// First entry of a directory (sorted by name) that satisfies `keep`.
@@ -162,7 +355,15 @@ fn c_string(s: &str) -> String {
 }
 
 fn run() -> Result<(), String> {
-    let args = parse_args()?;
+    let args = match parse_args()? {
+        Command::Export(args) => args,
+        Command::Synthetic(out) => {
+            let blob = synthetic_blob()?;
+            std::fs::write(&out, &blob).map_err(|e| format!("writing {}: {e}", out.display()))?;
+            eprintln!("wrote {} ({} bytes)", out.display(), blob.len());
+            return Ok(());
+        }
+    };
     let bytes =
         std::fs::read(&args.model).map_err(|e| format!("reading {}: {e}", args.model.display()))?;
     let engine = Engine::new(&bytes).map_err(|e| format!("{}: {e}", args.model.display()))?;
