@@ -27,7 +27,8 @@
 #
 # Needs: cargo, arm-none-eabi-gcc (Debian gcc-arm-none-eabi, with
 # libnewlib-arm-none-eabi), qemu-system-arm (Debian qemu-system-arm).
-# Everything built goes to bench/peers/cmsis_nn/build (git-ignored) and the
+# CMSIS_OPT (default -O2) sets the C optimisation flags of CMSIS-NN and the
+# harness. Everything built goes to bench/peers/cmsis_nn/build (git-ignored) and the
 # exporter's cargo target folder ($CARGO_TARGET_DIR, default
 # ~/.cache/seaclr-bench-target).
 set -euo pipefail
@@ -80,7 +81,13 @@ cargo run --quiet --release --locked \
     --model "$model" --image "$image" --out "$build/model_data.h"
 
 echo "== build: CMSIS-NN and the harness (arm-none-eabi-gcc, Cortex-M7)" >&2
-make -s -C "$here/harness" -j"${JOBS:-2}" BUILD="$build" CMSIS_NN="$cmsis_nn" >&2
+opt="${CMSIS_OPT:--O2}"
+if [ "$(cat "$build/opt" 2>/dev/null)" != "$opt" ]; then
+    # Other flags than the last build: rebuild everything.
+    rm -rf "$build/cmsis-nn" "$build/libcmsis-nn.a" "$build"/*.o
+    printf '%s\n' "$opt" >"$build/opt"
+fi
+make -s -C "$here/harness" -j"${JOBS:-2}" BUILD="$build" CMSIS_NN="$cmsis_nn" OPT="$opt" >&2
 
 echo "== run: qemu-system-arm -M mps2-an500 -icount shift=0" >&2
 set +e
@@ -119,7 +126,7 @@ if [ -n "$(git -C "$root" status --porcelain -- shared edge firmware-qemu 2>/dev
     tree="$tree + uncommitted changes in shared/, edge/ or firmware-qemu/"
 fi
 
-awk -v tree="$tree" -v gcc="$gcc_version" -v qemu="$qemu_version" -v nn="$cmsis_commit" '
+awk -v opt="$opt" -v tree="$tree" -v gcc="$gcc_version" -v qemu="$qemu_version" -v nn="$cmsis_commit" '
 function sep() { print "|---|---|---|---:|---:|---:|---:|---:|---|" }
 BEGIN { n = 0 }
 FILENAME == ours_log {
@@ -140,7 +147,7 @@ END {
     if (n == 0) { print "run.sh: no layer results (see build/qemu.log)"; exit 1 }
     print "model: " model "   image: " image
     print "CMSIS-NN " nn ", " path
-    print gcc ", -mcpu=cortex-m7 -mthumb -mfloat-abi=hard -mfpu=fpv5-d16 -O2"
+    print gcc ", -mcpu=cortex-m7 -mthumb -mfloat-abi=hard -mfpu=fpv5-d16 " opt
     print qemu ", -M mps2-an500 -icount shift=0 (TIMER0: 40 instructions a tick; calibration loop of 2000000: " calib ")"
     print ""
     print "| layer | kind (CMSIS-NN function) | shape (in -> out, stride) | MACs | CMSIS-NN instructions | instructions / MAC | seaclr-edge instructions | seaclr-edge / CMSIS-NN | match |"
