@@ -196,10 +196,7 @@ impl core::fmt::Display for BlobError {
                     Some(index) => write!(f, "invalid layer {index}: output_scale {value}")?,
                     None => write!(f, "invalid header: output_scale {value}")?,
                 }
-                write!(
-                    f,
-                    " (bits {bits:#010x}) is not a finite positive number"
-                )
+                write!(f, " (bits {bits:#010x}) is not a finite positive number")
             }
             BlobError::PreprocessMismatch { found, expected } => {
                 write!(

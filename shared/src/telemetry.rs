@@ -460,12 +460,15 @@ pub mod host {
                 }
             }
             if report.messages == 0 && report.bad_lines.is_empty() {
-                return Err(format!("{}: no telemetry messages in the file", path.display()));
+                return Err(format!(
+                    "{}: no telemetry messages in the file",
+                    path.display()
+                ));
             }
             return Ok(report);
         }
-        let bytes =
-            parse_hex(arg).map_err(|e| format!("'{arg}' is neither an existing file nor hex: {e}"))?;
+        let bytes = parse_hex(arg)
+            .map_err(|e| format!("'{arg}' is neither an existing file nor hex: {e}"))?;
         let msg =
             Telemetry::decode(&bytes).map_err(|e| format!("{arg}: not valid telemetry: {e}"))?;
         Ok(DecodeReport {
@@ -712,14 +715,28 @@ mod tests {
         }
         let lines: std::vec::Vec<usize> = report.bad_lines.iter().map(|b| b.line).collect();
         assert_eq!(lines, [2, 5, 6, 8], "{:?}", report.bad_lines);
-        assert!(report.bad_lines[0].reason.contains("hex"), "{:?}", report.bad_lines);
-        assert!(report.bad_lines[1].reason.contains("CRC"), "{:?}", report.bad_lines);
         assert!(
-            report.bad_lines[2].reason.contains("above the largest count"),
+            report.bad_lines[0].reason.contains("hex"),
             "{:?}",
             report.bad_lines
         );
-        assert!(report.bad_lines[3].reason.contains("UTF-8"), "{:?}", report.bad_lines);
+        assert!(
+            report.bad_lines[1].reason.contains("CRC"),
+            "{:?}",
+            report.bad_lines
+        );
+        assert!(
+            report.bad_lines[2]
+                .reason
+                .contains("above the largest count"),
+            "{:?}",
+            report.bad_lines
+        );
+        assert!(
+            report.bad_lines[3].reason.contains("UTF-8"),
+            "{:?}",
+            report.bad_lines
+        );
     }
 
     #[cfg(target_os = "linux")]

@@ -293,7 +293,11 @@ pub struct Walk {
 /// Walks `root` (see the module rules) and returns the regular files whose
 /// names pass `accept`. Only the root not being a listable folder is an
 /// error; everything below it that cannot be used is a [`Skipped`].
-pub fn walk(root: &Path, accept: &dyn Fn(&Path) -> bool, options: &WalkOptions) -> io::Result<Walk> {
+pub fn walk(
+    root: &Path,
+    accept: &dyn Fn(&Path) -> bool,
+    options: &WalkOptions,
+) -> io::Result<Walk> {
     walk_with(root, accept, options, &mut list_names)
 }
 
@@ -606,7 +610,16 @@ mod tests {
         fs::create_dir_all(root.join("b")).unwrap();
         fs::create_dir_all(root.join("a/deep")).unwrap();
         fs::create_dir_all(root.join(".hidden")).unwrap();
-        for f in ["b/2.png", "b/1.JPG", "a/x.tif", "a/deep/y.bmp", "a/notes.txt", ".hidden/z.png", "a/.w.png", "top.jpeg"] {
+        for f in [
+            "b/2.png",
+            "b/1.JPG",
+            "a/x.tif",
+            "a/deep/y.bmp",
+            "a/notes.txt",
+            ".hidden/z.png",
+            "a/.w.png",
+            "top.jpeg",
+        ] {
             fs::write(root.join(f), b"x").unwrap();
         }
         let w = walk(&root, &is_image_path, &WalkOptions::default()).unwrap();
@@ -629,7 +642,10 @@ mod tests {
             ..WalkOptions::default()
         };
         assert_eq!(
-            walk(&root, &is_image_path, &with_hidden).unwrap().files.len(),
+            walk(&root, &is_image_path, &with_hidden)
+                .unwrap()
+                .files
+                .len(),
             7
         );
         fs::remove_dir_all(&root).unwrap();
@@ -653,11 +669,20 @@ mod tests {
         assert_eq!(names(&root, &w.files), ["alias/1.png", "classB/2.png"]);
         let reasons: Vec<String> = w.skipped.iter().map(|s| format!("{s}")).collect();
         assert_eq!(w.skipped.len(), 3, "{reasons:?}");
-        assert!(matches!(w.skipped[0].reason, SkipReason::SameFolder { .. }), "{reasons:?}");
+        assert!(
+            matches!(w.skipped[0].reason, SkipReason::SameFolder { .. }),
+            "{reasons:?}"
+        );
         assert!(w.skipped[0].path.ends_with("classA"));
-        assert!(matches!(w.skipped[1].reason, SkipReason::SymlinkLoop { .. }));
+        assert!(matches!(
+            w.skipped[1].reason,
+            SkipReason::SymlinkLoop { .. }
+        ));
         assert!(w.skipped[1].path.ends_with("classB/dirloop"));
-        assert!(matches!(w.skipped[2].reason, SkipReason::SymlinkLoop { .. }));
+        assert!(matches!(
+            w.skipped[2].reason,
+            SkipReason::SymlinkLoop { .. }
+        ));
         assert!(reasons[1].contains("symbolic link loop"), "{reasons:?}");
         fs::remove_dir_all(&root).unwrap();
     }
@@ -702,7 +727,10 @@ mod tests {
         let blocked = root.join("a");
         let mut lister = |dir: &Path| {
             if dir == blocked {
-                Err(io::Error::new(io::ErrorKind::PermissionDenied, "Permission denied"))
+                Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    "Permission denied",
+                ))
             } else {
                 list_names(dir)
             }
@@ -716,9 +744,31 @@ mod tests {
         let mut deny_all = |_: &Path| -> io::Result<Vec<OsString>> {
             Err(io::Error::new(io::ErrorKind::PermissionDenied, "no"))
         };
-        assert!(walk_with(&root, &is_image_path, &WalkOptions::default(), &mut deny_all).is_err());
-        assert!(walk(&root.join("missing"), &is_image_path, &WalkOptions::default()).is_err());
-        assert!(walk(&root.join("a/1.png"), &is_image_path, &WalkOptions::default()).is_err());
+        assert!(
+            walk_with(
+                &root,
+                &is_image_path,
+                &WalkOptions::default(),
+                &mut deny_all
+            )
+            .is_err()
+        );
+        assert!(
+            walk(
+                &root.join("missing"),
+                &is_image_path,
+                &WalkOptions::default()
+            )
+            .is_err()
+        );
+        assert!(
+            walk(
+                &root.join("a/1.png"),
+                &is_image_path,
+                &WalkOptions::default()
+            )
+            .is_err()
+        );
         fs::remove_dir_all(&root).unwrap();
     }
 
@@ -738,7 +788,10 @@ mod tests {
         let w = w.unwrap();
         if !readable_anyway {
             assert_eq!(names(&root, &w.files), ["b/2.png"]);
-            assert!(matches!(w.skipped[0].reason, SkipReason::UnreadableFolder(_)));
+            assert!(matches!(
+                w.skipped[0].reason,
+                SkipReason::UnreadableFolder(_)
+            ));
         }
         fs::remove_dir_all(&root).unwrap();
     }

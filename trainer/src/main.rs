@@ -44,6 +44,14 @@ enum Command {
 #[derive(Subcommand)]
 enum TelemetryCommand {
     /// Decode a message: a file (raw bytes or hex lines) or hex on the command line.
+    #[command(
+        long_about = "Decodes buoy telemetry: a file holding one raw message (first byte 0xc1), a \
+        text file with one hex message per line (the buoy's telemetry.hex), or hex on the command \
+        line. Every line of a file is decoded on its own: the good ones are described on stdout, \
+        each bad one is reported on stderr with its line number and reason.",
+        after_help = "Exit codes: 0 = every message decoded; 1 = a bad line or message (the good \
+        lines are still printed) or an unreadable input."
+    )]
     Decode {
         /// File or hex text.
         message: String,
@@ -67,16 +75,36 @@ fn main() -> std::process::ExitCode {
         Command::Fewshot(cmd) => fewshot::cli::run(cmd),
         Command::CalibrateThreshold(args) => fewshot::cli::run_calibrate(args),
         Command::Telemetry(TelemetryCommand::Decode { message, classes }) => {
-            seaclr_shared::telemetry::host::decode_to_text(&message, &classes)
-                .map(|text| print!("{text}"))
-                .map_err(anyhow::Error::msg)
+            decode_telemetry(&message, &classes)
         }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
+            if let Some(interrupted) = e.downcast_ref::<simclr::cli::Interrupted>() {
+                eprintln!("{interrupted}");
+                return std::process::ExitCode::from(interrupted.exit_code());
+            }
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `seaclr telemetry decode`: good messages on stdout, bad lines on stderr.
+fn decode_telemetry(message: &str, classes: &[String]) -> anyhow::Result<()> {
+    let report = seaclr_shared::telemetry::host::decode_report(message, classes)
+        .map_err(anyhow::Error::msg)?;
+    print!("{}", report.text);
+    for bad in &report.bad_lines {
+        eprintln!("{message}: line {}: {}", bad.line, bad.reason);
+    }
+    if !report.bad_lines.is_empty() {
+        anyhow::bail!(
+            "{message}: {} line(s) could not be decoded, {} message(s) decoded",
+            report.bad_lines.len(),
+            report.messages
+        );
+    }
+    Ok(())
 }

@@ -8,30 +8,20 @@
 //! gray images pass through unchanged; 16-bit samples are scaled to 8 bits.
 //!
 //! Decoding is guarded: the format is detected from the file content (not the
-//! extension), images larger than [`MAX_IMAGE_SIDE`] in either direction or
-//! needing more than [`MAX_DECODE_ALLOC`] bytes are refused before the
-//! decoder allocates (decompression bombs), and images smaller than
-//! [`MIN_IMAGE_SIDE`] are refused as carrying no shape.
+//! extension), images larger than [`MAX_IMAGE_SIDE`] in either direction,
+//! above [`MAX_IMAGE_PIXELS`] or needing more than [`MAX_DECODE_ALLOC`]
+//! bytes are refused before the decoder allocates (decompression bombs), and
+//! images smaller than [`MIN_IMAGE_SIDE`] are refused as carrying no shape.
+//! The limits are [`seaclr_shared::walk`]'s, shared with the buoy.
 
 use std::io::Cursor;
 
 use image::{GrayImage, ImageReader, Limits};
 use seaclr_shared::preprocess::{OriginalSize, preprocess_gray};
 
-/// Largest accepted image width or height in pixels. Plankton images are
-/// tens to hundreds of pixels; a header claiming more is refused.
-pub const MAX_IMAGE_SIDE: u32 = 8192;
-
-/// Largest allocation the decoder may make for one image (64 MiB).
-pub const MAX_DECODE_ALLOC: u64 = 64 * 1024 * 1024;
-
-/// Largest image file read into memory (64 MiB).
-pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
-
-/// Smallest accepted width or height. A 1-pixel-wide (or 1x1) image
-/// carries no shape to learn from; such images are skipped with a reason
-/// rather than stretched into a 64x64 blob.
-pub const MIN_IMAGE_SIDE: u32 = 2;
+pub use seaclr_shared::walk::{
+    MAX_DECODE_ALLOC, MAX_FILE_BYTES, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, MIN_IMAGE_SIDE,
+};
 
 /// Decodes an encoded image (any enabled format: JPEG, PNG, TIFF, BMP) to an
 /// 8-bit gray image, with the limits of this module. The error is a short
@@ -46,6 +36,15 @@ pub fn decode_luma(bytes: &[u8]) -> Result<GrayImage, String> {
     if reader.format().is_none() {
         return Err("not a recognised image format (content is not JPEG/PNG/TIFF/BMP)".into());
     }
+    // The header's size first: a 20000 x 20000 image is refused with the
+    // shared reason before the decoder allocates anything.
+    if let Ok((width, height)) = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|_| ())
+        .and_then(|r| r.into_dimensions().map_err(|_| ()))
+    {
+        check_dimensions(width, height)?;
+    }
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_IMAGE_SIDE);
     limits.max_image_height = Some(MAX_IMAGE_SIDE);
@@ -55,19 +54,10 @@ pub fn decode_luma(bytes: &[u8]) -> Result<GrayImage, String> {
     Ok(image.to_luma8())
 }
 
-/// Checks the size rules that apply to every source (files and IFCB ROIs).
+/// Checks the size rules that apply to every source (files and IFCB ROIs,
+/// on the host and the buoy): [`seaclr_shared::walk::check_image_size`].
 pub fn check_dimensions(width: u32, height: u32) -> Result<(), String> {
-    if width < MIN_IMAGE_SIDE || height < MIN_IMAGE_SIDE {
-        return Err(format!(
-            "image too small ({width}x{height}; minimum side is {MIN_IMAGE_SIDE} px)"
-        ));
-    }
-    if width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE {
-        return Err(format!(
-            "image too large ({width}x{height}; maximum side is {MAX_IMAGE_SIDE} px)"
-        ));
-    }
-    Ok(())
+    seaclr_shared::walk::check_image_size(width, height).map_err(|e| e.to_string())
 }
 
 /// Preprocesses a decoded gray image to `size x size` with the shared

@@ -4,99 +4,79 @@
 //! Layout rule: if any direct subfolder of the root holds images, the root
 //! is a class-folder root; images lying directly in such a root belong to
 //! no class and are reported as skipped. Otherwise the images directly in
-//! the root are one unlabelled set. Hidden entries (`.name`) are ignored, as
-//! are files without an image extension. Everything is sorted so the
-//! record order is the same on every machine.
+//! the root are one unlabelled set. Everything is sorted so the record order
+//! is the same on every machine.
+//!
+//! The folders are walked by [`seaclr_shared::walk`], the rules the buoy's
+//! frame sources follow too: hidden entries (`.name`) and files without an
+//! image extension are ignored; symbolic-link loops, second paths to a
+//! folder, non-regular files (a FIFO named `x.jpg`) and folders that cannot
+//! be listed are skipped with a reason; the walk goes on. Ids and labels are
+//! the paths and folder names written with [`escape_path`], which keeps
+//! every byte of a non-UTF-8 name.
 
-use std::fs;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use seaclr_shared::walk::{self, WalkOptions, escape, escape_path};
+
+pub use seaclr_shared::walk::{IMAGE_EXTENSIONS, is_image_path};
 
 use super::{Item, ItemSource, Skipped};
 
-/// File extensions treated as images (case-insensitive).
-pub const IMAGE_EXTENSIONS: [&str; 6] = ["jpg", "jpeg", "png", "tif", "tiff", "bmp"];
-
-/// True when the path has an image extension.
-pub fn is_image_path(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x)))
-}
-
-fn is_hidden(path: &Path) -> bool {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with('.'))
-}
-
-/// Sorted (files, dirs) directly in `dir`, hidden entries left out.
-fn list(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
-    let mut files = Vec::new();
-    let mut dirs = Vec::new();
-    for entry in
-        fs::read_dir(dir).with_context(|| format!("{}: cannot list folder", dir.display()))?
-    {
-        let entry = entry.with_context(|| format!("{}: cannot list folder", dir.display()))?;
-        let path = entry.path();
-        if is_hidden(&path) {
-            continue;
-        }
-        // Follows symlinks, so linked class folders work.
-        if path.is_dir() {
-            dirs.push(path);
-        } else {
-            files.push(path);
-        }
-    }
-    files.sort();
-    dirs.sort();
-    Ok((files, dirs))
-}
+/// Depth of a class-folder layout: the root's files and its subfolders'.
+const LAYOUT_DEPTH: usize = 2;
 
 fn file_item(path: PathBuf, label: Option<String>) -> Item {
     Item {
-        id: path.display().to_string(),
+        id: escape_path(&path),
         label,
         source: ItemSource::File(path),
     }
 }
 
-/// Lists the images of a class-folder or flat-folder root.
+/// Lists the images of a class-folder or flat-folder root. Only the root
+/// itself being unreadable is an error.
 pub fn scan_folder(root: &Path) -> Result<(Vec<Item>, Vec<Skipped>)> {
-    let (files, dirs) = list(root)?;
-    let mut classes = Vec::new();
-    for dir in dirs {
-        let (class_files, _) = list(&dir)?;
-        let images: Vec<PathBuf> = class_files
-            .into_iter()
-            .filter(|p| is_image_path(p))
-            .collect();
-        if !images.is_empty() {
-            classes.push((dir, images));
+    let options = WalkOptions {
+        max_depth: LAYOUT_DEPTH,
+        ..WalkOptions::default()
+    };
+    let found = walk::walk(root, &is_image_path, &options)
+        .with_context(|| format!("{}: cannot list folder", escape_path(root)))?;
+    let mut skipped: Vec<Skipped> = found.skipped.iter().map(Skipped::from).collect();
+    let mut loose = Vec::new();
+    // Depth-first and sorted: each class's files arrive together, classes
+    // in name order.
+    let mut classes: Vec<(OsString, Vec<PathBuf>)> = Vec::new();
+    for path in found.files {
+        let rel: Vec<OsString> = path
+            .strip_prefix(root)
+            .map(|r| r.iter().map(OsString::from).collect())
+            .unwrap_or_default();
+        match rel.as_slice() {
+            [_] => loose.push(path),
+            [class, _] => match classes.last_mut() {
+                Some((name, files)) if name == class => files.push(path),
+                _ => classes.push((class.clone(), vec![path])),
+            },
+            _ => {} // Deeper than the layout: not walked.
         }
     }
-    let loose: Vec<PathBuf> = files.into_iter().filter(|p| is_image_path(p)).collect();
     if classes.is_empty() {
         return Ok((
             loose.into_iter().map(|p| file_item(p, None)).collect(),
-            Vec::new(),
+            skipped,
         ));
     }
-    let skipped = loose
-        .into_iter()
-        .map(|p| Skipped {
-            path: p.display().to_string(),
-            reason: "image outside any class folder in a class-folder dataset".into(),
-        })
-        .collect();
+    skipped.extend(loose.into_iter().map(|p| Skipped {
+        path: escape_path(&p),
+        reason: "image outside any class folder in a class-folder dataset".into(),
+    }));
     let mut items = Vec::new();
-    for (dir, images) in classes {
-        let label = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+    for (name, images) in classes {
+        let label = escape(&name);
         items.extend(
             images
                 .into_iter()

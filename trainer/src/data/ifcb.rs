@@ -12,8 +12,12 @@ use std::fs;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use seaclr_shared::ifcb::{AdcColumns, parse_adc_row};
+use seaclr_shared::walk::{escape_path, read_regular_file};
+
+/// Largest `.adc` or `.hdr` read (real ones are kilobytes to a few MiB).
+const MAX_TEXT_BYTES: u64 = 256 * 1024 * 1024;
 
 use super::Skipped;
 
@@ -49,20 +53,34 @@ pub struct BinIndex {
 pub fn index_bin(adc_path: &Path) -> Result<BinIndex> {
     let stem = adc_path
         .file_stem()
-        .and_then(|s| s.to_str())
-        .with_context(|| format!("{}: no file stem", adc_path.display()))?
-        .to_string();
+        .map(seaclr_shared::walk::escape)
+        .with_context(|| format!("{}: no file stem", escape_path(adc_path)))?;
     let roi_path = adc_path.with_extension("roi");
     let hdr_path = adc_path.with_extension("hdr");
-    let roi_len = fs::metadata(&roi_path)
-        .with_context(|| format!("{}: cannot read the bin's .roi file", roi_path.display()))?
-        .len();
-    let adc = fs::read_to_string(adc_path)
-        .with_context(|| format!("{}: cannot read ADC file", adc_path.display()))?;
-    let header_columns = match fs::read_to_string(&hdr_path) {
+    let roi_meta = fs::metadata(&roi_path).with_context(|| {
+        format!(
+            "{}: cannot read the bin's .roi file",
+            escape_path(&roi_path)
+        )
+    })?;
+    if !roi_meta.is_file() {
+        bail!(
+            "{}: the bin's .roi is not a regular file; not opened",
+            escape_path(&roi_path)
+        );
+    }
+    let roi_len = roi_meta.len();
+    // Text files are read only if regular (a FIFO would block) and bounded.
+    let read_text = |path: &Path| -> Result<String, String> {
+        let bytes = read_regular_file(path, MAX_TEXT_BYTES).map_err(|e| e.to_string())?;
+        String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
+    };
+    let adc = read_text(adc_path)
+        .map_err(|e| anyhow::anyhow!("{}: cannot read ADC file: {e}", escape_path(adc_path)))?;
+    let header_columns = match read_text(&hdr_path) {
         Ok(header) => AdcColumns::from_header(&header)
             .transpose()
-            .map_err(|e| anyhow::anyhow!("{}: {e}", hdr_path.display()))?,
+            .map_err(|e| anyhow::anyhow!("{}: {e}", escape_path(&hdr_path)))?,
         // The header is optional: the column count decides the layout.
         Err(_) => None,
     };
@@ -74,7 +92,7 @@ pub fn index_bin(adc_path: &Path) -> Result<BinIndex> {
             continue;
         }
         let skip = |reason: String| Skipped {
-            path: format!("{}#{row}", roi_path.display()),
+            path: format!("{}#{row}", escape_path(&roi_path)),
             reason,
         };
         let adc_row = match parse_adc_row(line, header_columns) {
@@ -122,24 +140,22 @@ pub fn read_roi(entry: &RoiEntry) -> Result<Vec<u8>, String> {
     Ok(pixels)
 }
 
-/// Lists the `.adc` files directly inside `dir`, sorted.
+/// Lists the `.adc` files directly inside `dir`, sorted (regular files
+/// only; a FIFO named `x.adc` is not a bin).
 pub fn find_bins(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut bins = Vec::new();
-    for entry in fs::read_dir(dir).with_context(|| format!("{}: cannot list", dir.display()))? {
-        let path = entry?.path();
-        if path.is_file() && is_adc(&path) {
-            bins.push(path);
-        }
-    }
-    bins.sort();
-    Ok(bins)
+    let options = seaclr_shared::walk::WalkOptions {
+        max_depth: 1,
+        ..Default::default()
+    };
+    let found = seaclr_shared::walk::walk(dir, &is_adc, &options)
+        .with_context(|| format!("{}: cannot list", escape_path(dir)))?;
+    Ok(found.files)
 }
 
 /// True for `*.adc` (case-insensitive).
 pub fn is_adc(path: &Path) -> bool {
     path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case("adc"))
+        .is_some_and(|e| e.as_encoded_bytes().eq_ignore_ascii_case(b"adc"))
 }
 
 #[cfg(test)]

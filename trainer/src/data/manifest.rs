@@ -5,6 +5,14 @@
 //! label means unlabelled. Paths are relative to a base directory (the
 //! manifest's own folder for `load`, the data root for split manifests) or
 //! absolute. The split tool writes these files with [`write_manifest`].
+//!
+//! Paths are text written with [`seaclr_shared::walk::escape_path`], so a
+//! file name that is not valid UTF-8 survives the round trip: its
+//! undecodable bytes are written `\xHH` (two hex digits), a literal
+//! backslash `\\` and control characters `\xHH`; any other text is
+//! written as is. Loaders read the path back with
+//! [`seaclr_shared::walk::unescape_path`] (a backslash that starts no such
+//! escape is kept as it is). Labels are written the same way.
 
 use std::fs;
 use std::path::Path;
@@ -16,7 +24,7 @@ use super::{Group, Subset};
 /// One manifest row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestRow {
-    /// Image path as written (relative or absolute).
+    /// Image path as written (relative or absolute), escaped (see the module docs).
     pub path: String,
     /// Class label, `None` when empty or absent.
     pub label: Option<String>,

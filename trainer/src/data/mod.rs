@@ -8,11 +8,18 @@
 //!    hands each chunk ([`Loaded`]) to a callback; [`Catalog::load`] (and
 //!    [`load`], [`load_split`]) collect everything for data that fits.
 //!
-//! Bad input never aborts a run: every file or ROI that cannot be used
-//! (empty, truncated, not an image, too small, a decompression bomb, an ADC
-//! row past the end of its `.roi`) becomes a [`Skipped`] with its path and
-//! reason. Only a source that cannot be read at all (missing path,
-//! unreadable manifest) is an error.
+//! Bad input never aborts a run: every file, folder or ROI that cannot be
+//! used (empty, truncated, not an image, too small, a decompression bomb, an
+//! ADC row past the end of its `.roi`, a FIFO or other non-regular file, a
+//! folder that cannot be listed, a symbolic-link loop) becomes a [`Skipped`]
+//! with its path and reason. Only a source that cannot be read at all
+//! (missing path, unreadable root or manifest) is an error.
+//!
+//! Paths keep their bytes: items hold `PathBuf`s, and where a path becomes
+//! text (ids, labels, CSV cells) it is written with
+//! [`seaclr_shared::walk::escape_path`] (non-UTF-8 bytes as `\xHH`, `\` as
+//! `\\`), which manifests read back with
+//! [`seaclr_shared::walk::unescape_path`].
 
 pub mod cli;
 pub mod decode;
@@ -29,6 +36,7 @@ use std::str::FromStr;
 
 use anyhow::{Context, Result, bail};
 use rayon::prelude::*;
+use seaclr_shared::walk::{self, escape_path, unescape_path};
 
 /// One preprocessed image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +60,15 @@ pub struct Skipped {
     pub path: String,
     /// Human-readable reason.
     pub reason: String,
+}
+
+impl From<&walk::Skipped> for Skipped {
+    fn from(s: &walk::Skipped) -> Self {
+        Self {
+            path: escape_path(&s.path),
+            reason: s.reason.to_string(),
+        }
+    }
 }
 
 impl fmt::Display for Skipped {
@@ -199,8 +216,10 @@ impl Item {
             }),
             Err(reason) => Err(Skipped {
                 path: match &self.source {
-                    ItemSource::File(path) => path.display().to_string(),
-                    ItemSource::Roi(entry) => format!("{}#{}", entry.roi_path.display(), entry.row),
+                    ItemSource::File(path) => escape_path(path),
+                    ItemSource::Roi(entry) => {
+                        format!("{}#{}", escape_path(&entry.roi_path), entry.row)
+                    }
                 },
                 reason,
             }),
@@ -208,17 +227,10 @@ impl Item {
     }
 }
 
+/// Reads an image file: only a regular file (a FIFO would block forever)
+/// of at most [`decode::MAX_FILE_BYTES`].
 fn read_file_limited(path: &Path) -> Result<Vec<u8>, String> {
-    let len = std::fs::metadata(path)
-        .map_err(|e| format!("cannot read: {e}"))?
-        .len();
-    if len > decode::MAX_FILE_BYTES {
-        return Err(format!(
-            "file too large ({len} bytes; maximum {} bytes)",
-            decode::MAX_FILE_BYTES
-        ));
-    }
-    std::fs::read(path).map_err(|e| format!("cannot read: {e}"))
+    walk::read_regular_file(path, decode::MAX_FILE_BYTES).map_err(|e| e.to_string())
 }
 
 /// A listed dataset: images to decode plus inputs already known to be
@@ -310,7 +322,13 @@ pub enum SourceKind {
 /// Decides what kind of source `path` is (see [`scan`]).
 pub fn detect(path: &Path) -> Result<SourceKind> {
     let meta =
-        std::fs::metadata(path).with_context(|| format!("{}: cannot access", path.display()))?;
+        std::fs::metadata(path).with_context(|| format!("{}: cannot access", escape_path(path)))?;
+    if !meta.is_file() && !meta.is_dir() {
+        bail!(
+            "{}: not a regular file or folder (e.g. a FIFO); not opened",
+            escape_path(path)
+        );
+    }
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -375,7 +393,7 @@ pub fn scan(path: &Path) -> Result<Catalog> {
                         catalog.skipped.extend(index.skipped);
                     }
                     Err(e) => catalog.skipped.push(Skipped {
-                        path: adc.display().to_string(),
+                        path: escape_path(&adc),
                         reason: format!("IFCB bin unreadable: {e:#}"),
                     }),
                 }
@@ -388,7 +406,7 @@ pub fn scan(path: &Path) -> Result<Catalog> {
         }
         SourceKind::SingleImage => Ok(Catalog {
             items: vec![Item {
-                id: path.display().to_string(),
+                id: escape_path(path),
                 label: None,
                 source: ItemSource::File(path.to_path_buf()),
             }],
@@ -403,9 +421,9 @@ fn catalog_from_manifest(
 ) -> Catalog {
     let items = rows
         .map(|(rel, label)| {
-            let path = base.join(rel);
+            let path = base.join(unescape_path(&rel));
             Item {
-                id: path.display().to_string(),
+                id: escape_path(&path),
                 label,
                 source: ItemSource::File(path),
             }
@@ -433,7 +451,11 @@ pub fn scan_split(
     // A wrong data root makes every path miss: say so once, clearly, rather
     // than skipping every image. (A few missing files are ordinary skips.)
     let probes = &rows[..rows.len().min(20)];
-    if !probes.is_empty() && probes.iter().all(|r| !data_root.join(&r.path).exists()) {
+    if !probes.is_empty()
+        && probes
+            .iter()
+            .all(|r| !data_root.join(unescape_path(&r.path)).exists())
+    {
         bail!(
             "none of the first {} paths of {} exist under {} (e.g. {}); split paths are \
              relative to the data root the split was made from (for splits/planktonset.csv: \
@@ -441,7 +463,7 @@ pub fn scan_split(
             probes.len(),
             split_csv.display(),
             data_root.display(),
-            data_root.join(&probes[0].path).display()
+            escape_path(&data_root.join(unescape_path(&probes[0].path)))
         );
     }
     let selected = rows

@@ -18,6 +18,8 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
+use seaclr_shared::walk::{escape, escape_path};
+
 use super::manifest::{ManifestRow, write_manifest};
 use super::{Catalog, Group, ItemSource, Subset};
 
@@ -103,7 +105,8 @@ pub fn wildcard_match(pattern: &str, text: &str) -> bool {
 }
 
 /// Builds the split of a labelled catalog. Paths in the rows are relative to
-/// `root` with `/` separators.
+/// `root` with `/` separators, each component written with
+/// [`seaclr_shared::walk::escape`] so non-UTF-8 names keep their bytes.
 pub fn make_split(catalog: &Catalog, root: &Path, options: &SplitOptions) -> Result<Split> {
     if !(0.0..=1.0).contains(&options.val)
         || !(0.0..=1.0).contains(&options.test)
@@ -130,12 +133,14 @@ pub fn make_split(catalog: &Catalog, root: &Path, options: &SplitOptions) -> Res
             );
         };
         let rel = path.strip_prefix(root).with_context(|| {
-            format!("{}: not inside the root {}", path.display(), root.display())
+            format!(
+                "{}: not inside the root {}",
+                escape_path(path),
+                escape_path(root)
+            )
         })?;
-        let rel: Vec<String> = rel
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .collect();
+        // Each component keeps its bytes (escaped; `/` never occurs in one).
+        let rel: Vec<String> = rel.components().map(|c| escape(c.as_os_str())).collect();
         classes.entry(label).or_default().push(rel.join("/"));
     }
     if classes.is_empty() {

@@ -79,6 +79,24 @@ pub struct AugmentConfig {
 impl AugmentConfig {
     /// Rejects ranges that cannot be sampled.
     pub fn validate(&self) -> anyhow::Result<()> {
+        let finite = [
+            self.rotation_degrees,
+            self.crop_scale_min,
+            self.crop_scale_max,
+            self.crop_ratio_min,
+            self.crop_ratio_max,
+            self.brightness,
+            self.contrast,
+            self.blur_sigma_min,
+            self.blur_sigma_max,
+            self.hflip_probability,
+            self.vflip_probability,
+        ]
+        .iter()
+        .all(|v| v.is_finite());
+        if !finite {
+            bail!("augment: every value must be a finite number (no nan or inf): {self:?}");
+        }
         let ok = self.source_size >= 8
             && self.rotation_degrees >= 0.0
             && 0.0 < self.crop_scale_min

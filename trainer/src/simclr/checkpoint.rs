@@ -3,7 +3,8 @@
 //! complete checkpoints behind.
 //!
 //! Layout of `runs/NAME/checkpoints/step-0000123/`:
-//! - `model.bpk`: model weights and BatchNorm statistics (burnpack),
+//! - `model.bpk`: model weights and BatchNorm statistics (burnpack; the
+//!   statistics settled first, see [`SimClrModel::sync_running_stats`]),
 //! - `optimizer.bpk`: optimiser state (burnpack, keyed by parameter id),
 //! - `state.json`: step, epoch, running epoch loss, best loss,
 //! - `config.toml`: the full training config (model architecture included).
@@ -89,15 +90,18 @@ pub fn save(
         fs::remove_dir_all(&tmp)?;
     }
     fs::create_dir(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
+    model.sync_running_stats();
     model
         .clone()
         .into_record()
         .save(tmp.join(MODEL_FILE))
         .map_err(|e| anyhow::anyhow!("{}: {e}", tmp.join(MODEL_FILE).display()))?;
     if let Some(optimizer) = optimizer {
+        let file = tmp.join(OPTIMIZER_FILE);
         optimizer
-            .save(tmp.join(OPTIMIZER_FILE))
-            .map_err(|e| anyhow::anyhow!("{}: {e}", tmp.join(OPTIMIZER_FILE).display()))?;
+            .save(&file)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        canonical_order(&file)?;
     }
     fs::write(tmp.join(STATE_FILE), serde_json::to_string_pretty(state)?)?;
     fs::write(tmp.join(CONFIG_FILE), config.to_toml_string()?)?;
@@ -105,6 +109,30 @@ pub fn save(
         fs::File::open(file?.path())?.sync_all()?;
     }
     replace_dir(&tmp, dest)
+}
+
+/// Rewrites a burnpack file with its tensors in name order. burn writes an
+/// optimizer's tensors in hash-map order, which differs from run to run;
+/// with a fixed order, two runs that reach the same state write the same
+/// bytes. Loading looks tensors up by name, so it reads either order.
+fn canonical_order(file: &Path) -> anyhow::Result<()> {
+    let bad = |e: burn_pack::Error| anyhow::anyhow!("{}: {e}", file.display());
+    let bytes = fs::read(file).with_context(|| format!("{}: cannot read", file.display()))?;
+    let reader =
+        burn_pack::Reader::from_bytes(burn_pack::Bytes::from_bytes_vec(bytes)).map_err(bad)?;
+    let metadata = reader.metadata().clone();
+    let scalars = reader.scalars().clone();
+    // The reader lists tensors in name order.
+    let tensors = reader.into_tensors().map_err(bad)?;
+    let mut writer = burn_pack::Writer::new(tensors);
+    for (key, value) in &metadata {
+        writer = writer.with_metadata(key, value);
+    }
+    for (key, value) in scalars {
+        writer = writer.with_scalar(&key, value);
+    }
+    let out = writer.into_bytes().map_err(bad)?;
+    fs::write(file, &out[..]).with_context(|| format!("{}: cannot write", file.display()))
 }
 
 /// Moves `src` to `dest`; an existing `dest` is moved aside first and removed
@@ -220,6 +248,7 @@ pub fn load_weights(
         .model
         .init(device)
         .try_load_record(record)
+        .map(SimClrModel::with_fixed_running_ids)
         .map_err(|e| {
             anyhow::anyhow!(
                 "{}: does not fit the model in its config.toml: {e}",

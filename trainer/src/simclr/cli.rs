@@ -70,8 +70,51 @@ fn wgpu_device() -> anyhow::Result<Device> {
     bail!("the wgpu backend is not compiled in: rebuild with `--features gpu`")
 }
 
+/// Exit codes of `seaclr train`, for `--help` and scripts.
+pub const TRAIN_EXIT_CODES: &str = "Exit codes: 0 = all scheduled steps done; 1 = error (bad \
+config, data or checkpoint, or a non-finite loss; the newest checkpoint is kept); 130 = interrupted by SIGINT (Ctrl-C) and 143 = \
+by SIGTERM, after writing a checkpoint of the last finished step (continue with --resume). A \
+second Ctrl-C exits at once with 130, keeping the newest checkpoint already written.";
+
+/// `seaclr train` stopped by a signal: its checkpoint is written, the run is
+/// not finished. `main` turns it into exit code 128 + signal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interrupted {
+    /// The signal number (SIGINT 2, SIGTERM 15).
+    pub signal: i32,
+    /// Steps done.
+    pub step: usize,
+    /// The checkpoint to resume from.
+    pub checkpoint: Option<PathBuf>,
+}
+
+impl Interrupted {
+    /// The process exit code: 128 + the signal number.
+    pub fn exit_code(&self) -> u8 {
+        u8::try_from(128 + self.signal).unwrap_or(1)
+    }
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self.signal {
+            libc::SIGINT => "SIGINT (Ctrl-C)".to_string(),
+            libc::SIGTERM => "SIGTERM".to_string(),
+            n => format!("signal {n}"),
+        };
+        write!(f, "interrupted by {name} at step {}", self.step)?;
+        match &self.checkpoint {
+            Some(dir) => write!(f, "; checkpoint {}; continue with --resume", dir.display()),
+            None => write!(f, "; no step was finished, nothing to resume"),
+        }
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
 /// Arguments of `seaclr train`.
 #[derive(clap::Args, Debug)]
+#[command(after_help = TRAIN_EXIT_CODES)]
 pub struct TrainArgs {
     /// Data root (class folders, flat folder, IFCB bins or manifest CSV).
     #[arg(long)]
@@ -167,6 +210,7 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     );
     let stop = interrupt::install()?;
     let started = std::time::Instant::now();
+    let out = args.out.clone();
     let summary = train(
         &config,
         train_set,
@@ -196,6 +240,18 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
             .as_deref()
             .map_or("-".into(), |p| p.display().to_string())
     );
+    if !summary.finished {
+        if let Some(signal) = interrupt::received() {
+            return Err(Interrupted {
+                signal,
+                step: summary.steps,
+                checkpoint: summary
+                    .last_checkpoint
+                    .or_else(|| super::checkpoint::latest(&out).ok().flatten()),
+            }
+            .into());
+        }
+    }
     Ok(())
 }
 
@@ -208,17 +264,28 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
 mod interrupt {
     use std::sync::Arc;
     use std::sync::OnceLock;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
     static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    /// The first signal received (0: none).
+    static SIGNAL: AtomicI32 = AtomicI32::new(0);
 
-    extern "C" fn on_signal(_signal: libc::c_int) {
+    extern "C" fn on_signal(signal: libc::c_int) {
+        let _ = SIGNAL.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
         if let Some(flag) = FLAG.get()
             && flag.swap(true, Ordering::SeqCst)
         {
             // Second interrupt: leave now, without unwinding (not signal-safe).
             // SAFETY: _exit is async-signal-safe.
-            unsafe { libc::_exit(130) };
+            unsafe { libc::_exit(128 + signal) };
+        }
+    }
+
+    /// The signal that asked the run to stop, if any.
+    pub fn received() -> Option<i32> {
+        match SIGNAL.load(Ordering::SeqCst) {
+            0 => None,
+            n => Some(n),
         }
     }
 

@@ -115,9 +115,30 @@ impl TrainConfig {
                 self.batch_size
             );
         }
-        if self.temperature <= 0.0 || !self.temperature.is_finite() {
-            bail!("temperature must be positive, got {}", self.temperature);
-        }
+        in_range("temperature", self.temperature, "above 0", |v| v > 0.0)?;
+        let o = &self.optimizer;
+        in_range(
+            "optimizer.learning_rate",
+            o.learning_rate,
+            "in (0, 10]",
+            |v| v > 0.0 && v <= 10.0,
+        )?;
+        in_range("optimizer.weight_decay", o.weight_decay, "in [0, 1]", |v| {
+            (0.0..=1.0).contains(&v)
+        })?;
+        in_range(
+            "optimizer.final_lr_fraction",
+            o.final_lr_fraction,
+            "in [0, 1]",
+            |v| (0.0..=1.0).contains(&v),
+        )?;
+        in_range("optimizer.beta_1", o.beta_1, "in [0, 1)", |v| {
+            (0.0..1.0).contains(&v)
+        })?;
+        in_range("optimizer.beta_2", o.beta_2, "in [0, 1)", |v| {
+            (0.0..1.0).contains(&v)
+        })?;
+        in_range("optimizer.epsilon", o.epsilon, "above 0", |v| v > 0.0)?;
         if self.epochs == 0 && self.max_steps == 0 {
             bail!("set epochs or max_steps above 0");
         }
@@ -160,6 +181,15 @@ impl TrainConfig {
     pub fn to_toml_string(&self) -> anyhow::Result<String> {
         Ok(toml::to_string_pretty(self)?)
     }
+}
+
+/// Checks that a float setting is finite and within its range; the error
+/// names the key, the range and the value (`NaN`, `inf`, ...).
+fn in_range(key: &str, value: f64, range: &str, ok: impl Fn(f64) -> bool) -> anyhow::Result<()> {
+    if value.is_finite() && ok(value) {
+        return Ok(());
+    }
+    bail!("{key} must be a finite number {range}, got {value}")
 }
 
 /// Overwrites `base` with `user`, recursing into tables; rejects keys the
@@ -227,6 +257,59 @@ mod tests {
             format!("{err:#}").contains("optimizer.learning_rat"),
             "{err:#}"
         );
+    }
+
+    #[test]
+    fn non_finite_and_out_of_range_values_are_rejected_naming_the_key() {
+        let cases = [
+            (
+                "[optimizer]\nlearning_rate = nan",
+                "optimizer.learning_rate",
+                "NaN",
+            ),
+            (
+                "[optimizer]\nlearning_rate = inf",
+                "optimizer.learning_rate",
+                "inf",
+            ),
+            (
+                "[optimizer]\nlearning_rate = -0.1",
+                "optimizer.learning_rate",
+                "-0.1",
+            ),
+            (
+                "[optimizer]\nlearning_rate = 0",
+                "optimizer.learning_rate",
+                "0",
+            ),
+            (
+                "[optimizer]\nweight_decay = nan",
+                "optimizer.weight_decay",
+                "NaN",
+            ),
+            (
+                "[optimizer]\nfinal_lr_fraction = 2",
+                "optimizer.final_lr_fraction",
+                "2",
+            ),
+            ("[optimizer]\nbeta_1 = 1", "optimizer.beta_1", "1"),
+            ("[optimizer]\nbeta_2 = -inf", "optimizer.beta_2", "-inf"),
+            ("[optimizer]\nepsilon = nan", "optimizer.epsilon", "NaN"),
+            ("temperature = nan", "temperature", "NaN"),
+            ("temperature = inf", "temperature", "inf"),
+            ("[model]\nbn_momentum = nan", "model.bn_momentum", "NaN"),
+            ("[model]\nbn_epsilon = 0", "model.bn_epsilon", "0"),
+            ("[augment]\nrotation_degrees = inf", "augment", "finite"),
+            ("[augment]\nblur_sigma_max = inf", "augment", "finite"),
+        ];
+        for (text, key, value) in cases {
+            let err = format!("{:#}", TrainConfig::from_toml_str(text).unwrap_err());
+            assert!(err.contains(key), "{text}: {err}");
+            assert!(err.contains(value), "{text}: {err}");
+        }
+        // The edges of the ranges are accepted.
+        TrainConfig::from_toml_str("[optimizer]\nlearning_rate = 10\nfinal_lr_fraction = 0\n")
+            .unwrap();
     }
 
     #[test]

@@ -8,13 +8,18 @@
 
 use anyhow::bail;
 use burn::config::Config;
-use burn::module::Module;
+use burn::module::{Module, ParamId, RunningState};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use crate::float_encoder::{FloatEncoder, FloatLayer};
+
+/// Fixed parameter ids start above this (see [`SimClrModel::with_fixed_ids`]).
+const PARAM_ID_BASE: u64 = 0x5eac_0000_0000_0000;
+/// Fixed ids of the BatchNorm running statistics start here.
+const RUNNING_ID_BASE: u64 = 0x5eac_1000_0000_0000;
 
 /// Architecture knobs. `ModelConfig::new()` is the plain 16-32-64-128 stack;
 /// [`ModelConfig::seaclr_s`] is the default encoder, which narrows stage 4's
@@ -132,6 +137,18 @@ impl ModelConfig {
         if self.head_hidden == 0 || self.projection_dim == 0 {
             bail!("model head sizes must be positive");
         }
+        if !(self.bn_epsilon.is_finite() && self.bn_epsilon > 0.0) {
+            bail!(
+                "model.bn_epsilon must be a finite number above 0, got {}",
+                self.bn_epsilon
+            );
+        }
+        if !(0.0..=1.0).contains(&self.bn_momentum) {
+            bail!(
+                "model.bn_momentum must be a number in [0, 1], got {}",
+                self.bn_momentum
+            );
+        }
         Ok(())
     }
 
@@ -146,7 +163,7 @@ impl ModelConfig {
         device.seed(seed);
         let model = self.init(device);
         let record = model.clone().into_record();
-        self.init(device).load_record(record)
+        self.init(device).load_record(record).with_fixed_ids()
     }
 
     /// Builds the network with fresh weights on `device`.
@@ -202,6 +219,61 @@ pub struct SimClrModel {
 }
 
 impl SimClrModel {
+    /// Gives every parameter and BatchNorm statistic a fixed id (burn draws
+    /// them at random, and they are saved in the checkpoint and key the
+    /// optimiser state): with them, two runs with the same config and data
+    /// write byte-identical checkpoints.
+    pub fn with_fixed_ids(self) -> Self {
+        struct Renumber(u64);
+        impl burn::module::ModuleMapper for Renumber {
+            fn map_float<const D: usize>(
+                &mut self,
+                param: burn::module::Param<Tensor<D>>,
+            ) -> burn::module::Param<Tensor<D>> {
+                let (_, value, mapper) = param.consume();
+                self.0 += 1;
+                burn::module::Param::from_mapped_value(
+                    ParamId::from(PARAM_ID_BASE + self.0),
+                    value,
+                    mapper,
+                )
+            }
+        }
+        // (The mapper also meets the running statistics, whose ids it
+        // cannot change: they are set below.)
+        self.map(&mut Renumber(0)).with_fixed_running_ids()
+    }
+
+    /// Gives the BatchNorm running statistics fixed ids ([`Self::with_fixed_ids`]
+    /// for the parameters too). Loading a record keeps the parameters' saved
+    /// ids but not these, so loaded models need it.
+    pub fn with_fixed_running_ids(mut self) -> Self {
+        self.sync_running_stats();
+        for (i, block) in self.blocks.iter_mut().enumerate() {
+            let id = |k: usize| ParamId::from(RUNNING_ID_BASE + (2 * i + k) as u64);
+            let mean = block.bn.running_mean.value();
+            let var = block.bn.running_var.value();
+            block.bn.running_mean = RunningState::with_id(id(0), mean);
+            block.bn.running_var = RunningState::with_id(id(1), var);
+        }
+        self
+    }
+
+    /// Settles the BatchNorm running statistics: burn keeps each forward's
+    /// update pending (per thread) until the next forward folds it in, and
+    /// its records read the settled value only, one update behind. Call this
+    /// before a model is saved or compared, or a checkpoint misses the last
+    /// step's statistics and a resumed run drifts from a straight one. The
+    /// next forward then finds nothing pending, so training is unchanged.
+    pub fn sync_running_stats(&self) {
+        for block in &self.blocks {
+            // `valid` folds the pending updates into the shared state (the
+            // copy it returns is dropped).
+            let _ = block.bn.running_mean.valid();
+            let _ = block.bn.running_var.valid();
+        }
+    }
+
     /// Embedding `h` of a batch `[n, 1, S, S]` of encoder inputs: `[n, C]`.
     pub fn embed(&self, x: Tensor<4>) -> Tensor<2> {
         let mut x = x;

@@ -3,8 +3,9 @@
 //!
 //! Exact resume: the data order and every augmentation are functions of
 //! `(seed, epoch, index)` (see `augment`), the LR is a function of the step,
-//! and the checkpoint holds the weights, BatchNorm statistics, optimiser
-//! moments and step. A run stopped after `k` steps and resumed therefore
+//! and the checkpoint holds the weights, BatchNorm statistics (settled, with
+//! the last step's update; see `SimClrModel::sync_running_stats`), optimiser
+//! moments, step and epoch loss sums. A run stopped after `k` steps and resumed therefore
 //! takes the very same steps as a straight run.
 
 use std::fs::{self, OpenOptions};
@@ -434,6 +435,7 @@ pub fn model_values(model: &SimClrModel) -> Vec<Vec<f32>> {
         }
     }
     let mut c = Collect(Vec::new());
+    model.sync_running_stats();
     model.visit(&mut c);
     c.0
 }
@@ -576,6 +578,97 @@ mod tests {
         let loaded =
             checkpoint::load_model(&b.join("checkpoints/step-0000006"), &Device::flex()).unwrap();
         assert_eq!(model_values(&loaded.model), vb);
+    }
+
+    /// Every file of a checkpoint folder, by name.
+    fn checkpoint_files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let p = e.unwrap().path();
+                (
+                    p.file_name().unwrap().to_string_lossy().into_owned(),
+                    fs::read(&p).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_run_stopped_mid_epoch_and_resumed_ends_with_the_same_checkpoint_bytes() {
+        // No validation set: nothing but the checkpoint itself may settle
+        // the BatchNorm statistics. 12 images of batch 4: 3 steps an epoch;
+        // stops after steps 1, 2 and 4 (mid-epoch) and resumes each time.
+        let tmp = tempfile::tempdir().unwrap();
+        let config = tiny_config().with_max_steps(7).with_checkpoint_every(100);
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        let straight = train(&config, synthetic(12, 24, 1), None, &options(&a)).unwrap();
+        assert!(straight.finished);
+        for (stop, resume) in [(1, false), (2, true), (4, true)] {
+            let part = train(
+                &config,
+                synthetic(12, 24, 1),
+                None,
+                &RunOptions {
+                    stop_after: Some(stop),
+                    resume,
+                    ..options(&b)
+                },
+            )
+            .unwrap();
+            assert_eq!(part.steps, stop);
+        }
+        let resumed = train(
+            &config,
+            synthetic(12, 24, 1),
+            None,
+            &RunOptions {
+                resume: true,
+                ..options(&b)
+            },
+        )
+        .unwrap();
+        assert!(resumed.finished);
+        let last = checkpoint::step_dir_name(7);
+        let (fa, fb) = (
+            checkpoint_files(&a.join("checkpoints").join(&last)),
+            checkpoint_files(&b.join("checkpoints").join(&last)),
+        );
+        assert_eq!(
+            fa.keys().collect::<Vec<_>>(),
+            [
+                CONFIG_NAME,
+                checkpoint::MODEL_FILE,
+                checkpoint::OPTIMIZER_FILE,
+                checkpoint::STATE_FILE
+            ]
+        );
+        for (name, bytes) in &fa {
+            assert!(fb[name] == *bytes, "{name} differs after stop and resume");
+        }
+        // The BatchNorm statistics are what a reloaded model sees.
+        let la =
+            checkpoint::load_model(&a.join("checkpoints").join(&last), &Device::flex()).unwrap();
+        let lb =
+            checkpoint::load_model(&b.join("checkpoints").join(&last), &Device::flex()).unwrap();
+        assert_eq!(running_stats(&la.model), running_stats(&lb.model));
+        assert_eq!(running_stats(&la.model), running_stats(&straight.model));
+    }
+
+    const CONFIG_NAME: &str = checkpoint::CONFIG_FILE;
+
+    fn running_stats(model: &SimClrModel) -> Vec<Vec<f32>> {
+        model
+            .blocks
+            .iter()
+            .flat_map(|b| {
+                [
+                    b.bn.running_mean.value_sync(),
+                    b.bn.running_var.value_sync(),
+                ]
+            })
+            .map(|t| t.into_data().try_into_vec_as::<f32>().unwrap())
+            .collect()
     }
 
     #[test]
