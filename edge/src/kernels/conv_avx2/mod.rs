@@ -76,8 +76,10 @@ pub(super) struct Features {
     /// AVX2, with YMM state saved by the OS: this module.
     pub avx2: bool,
     /// AVX-512 F, BW, VL and VNNI, with ZMM and mask state saved by the OS:
-    /// `super::conv_vnni`.
+    /// `super::conv_vnni` on 512-bit vectors.
     pub avx512_vnni: bool,
+    /// AVX-VNNI (with AVX2): `super::conv_vnni` on 256-bit vectors.
+    pub avx_vnni: bool,
 }
 
 /// [`Features`] from `cpuid` / `xgetbv`, detected once and cached.
@@ -85,16 +87,20 @@ pub(super) fn features() -> Features {
     const KNOWN: u8 = 1;
     const AVX2: u8 = 2;
     const AVX512_VNNI: u8 = 4;
+    const AVX_VNNI: u8 = 8;
     static STATE: AtomicU8 = AtomicU8::new(0);
     let mut state = STATE.load(Ordering::Relaxed);
     if state & KNOWN == 0 {
         let f = detect();
-        state = KNOWN | if f.avx2 { AVX2 } else { 0 } | if f.avx512_vnni { AVX512_VNNI } else { 0 };
+        let bit = |yes: bool, bit: u8| if yes { bit } else { 0 };
+        state =
+            KNOWN | bit(f.avx2, AVX2) | bit(f.avx512_vnni, AVX512_VNNI) | bit(f.avx_vnni, AVX_VNNI);
         STATE.store(state, Ordering::Relaxed);
     }
     Features {
         avx2: state & AVX2 != 0,
         avx512_vnni: state & AVX512_VNNI != 0,
+        avx_vnni: state & AVX_VNNI != 0,
     }
 }
 
@@ -102,6 +108,7 @@ fn detect() -> Features {
     let none = Features {
         avx2: false,
         avx512_vnni: false,
+        avx_vnni: false,
     };
     // SAFETY: `cpuid` exists on every x86-64 CPU.
     #[allow(unused_unsafe)]
@@ -125,7 +132,19 @@ fn detect() -> Features {
         && xcr0 & 0b1110_0000 == 0b1110_0000
         && [16, 30, 31].iter().all(|&n| bit(leaf7.ebx, n))
         && bit(leaf7.ecx, 11);
-    Features { avx2, avx512_vnni }
+    // AVX-VNNI: leaf 7 sub-leaf 1, eax bit 4 (sub-leaf 0's eax is the last
+    // sub-leaf).
+    let avx_vnni = avx2 && leaf7.eax >= 1 && {
+        // SAFETY: leaf 7 exists and has sub-leaf 1 (checked just before).
+        #[allow(unused_unsafe)]
+        let sub1 = unsafe { __cpuid_count(7, 1) };
+        bit(sub1.eax, 4)
+    };
+    Features {
+        avx2,
+        avx512_vnni,
+        avx_vnni,
+    }
 }
 
 /// Whether [`conv3x3`] covers this layer on this input.
@@ -551,23 +570,37 @@ pub(super) fn transpose8x8(r: [__m256i; 8]) -> [__m256i; 8] {
 
 /// Bias and requantization constants of one 16-channel block, one
 /// [`Requant8`] per group of 8 channels.
-struct BlockQuant([Requant8; 2]);
+pub(super) struct BlockQuant([Requant8; 2]);
 
 impl BlockQuant {
+    /// The constants of the layer's channels `c0..c0 + 16`.
     #[inline]
     #[target_feature(enable = "avx2")]
     fn new(layer: &Conv3x3<'_>, c0: usize) -> BlockQuant {
         let rq = &layer.requant;
-        let q = OutQuant::of(rq);
-        let lanes = |g: usize, f: &dyn Fn(usize) -> i32| -> [i32; 8] {
-            core::array::from_fn(|j| f(c0 + 8 * g + j))
-        };
-        let bias = |c: usize| layer.bias.get(c).unwrap_or(0);
-        let multiplier = |c: usize| rq.multipliers.get(c).unwrap_or(0);
-        let shift = |c: usize| rq.shifts.get(c).unwrap_or(0) as i32;
+        let lanes =
+            |f: &dyn Fn(usize) -> i32| -> [i32; OC_BLOCK] { core::array::from_fn(|j| f(c0 + j)) };
+        let bias = lanes(&|c| layer.bias.get(c).unwrap_or(0));
+        let multiplier = lanes(&|c| rq.multipliers.get(c).unwrap_or(0));
+        let shift = lanes(&|c| rq.shifts.get(c).unwrap_or(0) as i32);
+        BlockQuant::from_lanes(bias, multiplier, shift, OutQuant::of(rq))
+    }
+
+    /// The constants of 16 channels from their bias, multiplier and shift
+    /// (`super::conv_vnni` folds an offset into the bias).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) fn from_lanes(
+        bias: [i32; OC_BLOCK],
+        multiplier: [i32; OC_BLOCK],
+        shift: [i32; OC_BLOCK],
+        q: OutQuant,
+    ) -> BlockQuant {
+        let half =
+            |v: [i32; OC_BLOCK], h: usize| -> [i32; 8] { core::array::from_fn(|j| v[8 * h + j]) };
         BlockQuant([
-            Requant8::new(lanes(0, &bias), lanes(0, &multiplier), lanes(0, &shift), q),
-            Requant8::new(lanes(1, &bias), lanes(1, &multiplier), lanes(1, &shift), q),
+            Requant8::new(half(bias, 0), half(multiplier, 0), half(shift, 0), q),
+            Requant8::new(half(bias, 1), half(multiplier, 1), half(shift, 1), q),
         ])
     }
 
@@ -575,7 +608,7 @@ impl BlockQuant {
     /// channel order: `kernels::requantize` of `bias + acc` per lane.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn apply(&self, acc: &[__m256i; 2]) -> __m128i {
+    pub(super) fn apply(&self, acc: &[__m256i; 2]) -> __m128i {
         let q = [self.0[0].apply(acc[0]), self.0[1].apply(acc[1])];
         // packs_epi32 interleaves 128-bit halves: [a0-3 b0-3 | a4-7 b4-7].
         let words = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(q[0], q[1]));

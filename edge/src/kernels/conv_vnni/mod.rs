@@ -1,8 +1,9 @@
-//! x86-64 3x3 convolution on AVX-512 VNNI, for host runs of the engine on
-//! CPUs that have it (Intel Xeon since Cascade Lake, AMD since Zen 4):
-//! `vpdpbusd` multiplies 4 unsigned bytes by 4 signed bytes and adds the
-//! four products to each of 16 `i32` lanes, 64 multiply-adds per
-//! instruction against `vpmaddwd`'s 16 in `conv_avx2`. Where it runs it
+//! x86-64 3x3 convolution on `vpdpbusd`, for host runs of the engine on
+//! CPUs with VNNI: AVX-512 VNNI (Intel Xeon since Cascade Lake, AMD since
+//! Zen 4) or AVX-VNNI (Intel Core since Alder Lake). The instruction
+//! multiplies 4 unsigned bytes by 4 signed bytes and adds the four products
+//! to each `i32` lane: 64 multiply-adds per 512-bit instruction, 32 per
+//! 256-bit one, against `vpmaddwd`'s 16 in `conv_avx2`. Where it runs it
 //! takes every layer it covers, the stride-1 ones too (direct, it needs
 //! fewer multiply instructions than `conv_avx2`'s Winograd path). The
 //! microcontroller never compiles this module.
@@ -17,8 +18,7 @@
 //! and padding taps hold `a = zp + 128` (real 0.0, as everywhere), which the
 //! same identity makes contribute nothing. The second term depends only on
 //! the output channel, so it is folded into the bias once per layer; the
-//! weight sums come from the packed weights (one `vpdpbusd` with bytes of 1
-//! per group of 4).
+//! weight sums come from the packed weights.
 //!
 //! **Exactness.** A product is at most `255 * 128 = 32_640` in magnitude,
 //! four of them `130_560`, so `vpdpbusd`'s intermediate sum never
@@ -37,16 +37,19 @@
 //!   first layer (`cin = 1`) reads each kernel row as one group, the 4 bytes
 //!   from its first tap, the fourth with a zero weight;
 //! - per 16 output channels, the weights transposed so that group `j` (the
-//!   4 weights `4j..4j + 4` of each channel) is one 64-byte vector.
+//!   4 weights `4j..4j + 4` of each channel) is 64 bytes, one 512-bit
+//!   vector or two 256-bit ones.
 //!
-//! The micro-kernel keeps `P` pixels x 16 `V` channels of sums in 24 of the
-//! 32 registers; a step broadcasts a pixel's 4 input bytes and `vpdpbusd`s
-//! them with the `V` weight vectors, so the sums come out per channel in
-//! HWC order and are requantized 16 channels at a time with
-//! `simd::Requant16`, the 512-bit form of the other kernels' `Requant8`.
+//! One micro-kernel ([`block`]) serves both flavours through [`Dpbusd`]: it
+//! keeps `P` pixels x 16 `V` channels of sums in registers (24 of the 32
+//! with AVX-512, 12 of the 16 with AVX-VNNI); a step broadcasts a pixel's 4
+//! input bytes and `vpdpbusd`s them with the weights, so the sums come out
+//! per channel in HWC order and are requantized 16 channels at a time
+//! (`simd::Requant16` with AVX-512; two `simd::Requant8`, as in
+//! `conv_avx2`, with AVX-VNNI).
 #![allow(unsafe_code)]
 
-use super::conv_avx2::{self, Geometry, OC_BLOCK};
+use super::conv_avx2::{self, BlockQuant, Geometry, OC_BLOCK};
 use super::simd::{OutQuant, Requant16};
 use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
@@ -67,13 +70,38 @@ const MAX_CHANNELS: usize = 128;
 /// Groups of 4 weights per output channel the packed buffers hold.
 const MAX_GROUPS: usize = 9 * MAX_CHANNELS / 4;
 
-/// One group of 4 weights for 16 output channels: a 64-byte vector.
+/// One group of 4 weights for 16 output channels: 64 bytes.
 type Group = [i32; OC_BLOCK];
+/// A placeholder group (never multiplied).
+const NO_GROUP: Group = [0; OC_BLOCK];
 
-/// Whether this CPU runs AVX-512 F, BW, VL and VNNI (and the OS saves
-/// their registers), from `cpuid` / `xgetbv`, detected once.
-pub(super) fn available() -> bool {
-    conv_avx2::features().avx512_vnni
+/// The `vpdpbusd` flavours this kernel runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Flavour {
+    /// AVX-512 VNNI, with AVX-512 F, BW and VL: 512-bit vectors, 32
+    /// registers.
+    Avx512,
+    /// AVX-VNNI: the same instruction on 256-bit vectors, 16 registers.
+    AvxVnni,
+}
+
+impl Flavour {
+    /// The widest flavour this CPU runs, if any (`cpuid` / `xgetbv`,
+    /// detected once).
+    pub(super) fn detected() -> Option<Flavour> {
+        [Flavour::Avx512, Flavour::AvxVnni]
+            .into_iter()
+            .find(|f| f.available())
+    }
+
+    /// Whether this CPU runs this flavour (and the OS saves its registers).
+    pub(super) fn available(self) -> bool {
+        let f = conv_avx2::features();
+        match self {
+            Flavour::Avx512 => f.avx512_vnni,
+            Flavour::AvxVnni => f.avx_vnni,
+        }
+    }
 }
 
 /// Whether [`conv3x3`] covers this layer on this input.
@@ -101,10 +129,24 @@ fn row_groups(cin: usize) -> usize {
     if cin == 1 { 1 } else { 3 * cin / 4 }
 }
 
-/// Runs the layer if AVX-512 VNNI is present, [`covers`] holds and the
-/// slices fit the shapes; otherwise leaves `output` untouched and returns
-/// `false`.
+/// Runs the layer on the widest flavour this CPU has if [`covers`] holds
+/// and the slices fit the shapes; otherwise leaves `output` untouched and
+/// returns `false`.
 pub(super) fn conv3x3(
+    layer: &Conv3x3<'_>,
+    input: &[i8],
+    shape: Shape,
+    out_shape: Shape,
+    output: &mut [i8],
+) -> bool {
+    Flavour::detected()
+        .is_some_and(|flavour| conv3x3_as(flavour, layer, input, shape, out_shape, output))
+}
+
+/// [`conv3x3`] on one flavour; `false` (nothing written) also where this
+/// CPU does not run it.
+pub(super) fn conv3x3_as(
+    flavour: Flavour,
     layer: &Conv3x3<'_>,
     input: &[i8],
     shape: Shape,
@@ -116,27 +158,106 @@ pub(super) fn conv3x3(
     let fits = input.len() >= shape.len()
         && output.len() >= out_shape.len()
         && layer.weights.0.len() >= cout * k;
-    if !(fits && covers(layer, shape) && available()) {
+    if !(fits && covers(layer, shape) && flavour.available()) {
         return false;
     }
-    // SAFETY: AVX-512 F, BW, VL and VNNI were detected at run time just
-    // above (`available`).
-    unsafe { conv3x3_vnni(layer, input, shape, out_shape, output) };
+    match flavour {
+        // SAFETY: AVX-512 F, BW, VL and VNNI were detected at run time
+        // (`available` above).
+        Flavour::Avx512 => unsafe { conv3x3_avx512(layer, input, shape, out_shape, output) },
+        // SAFETY: AVX2 and AVX-VNNI were detected at run time (`available`
+        // above).
+        Flavour::AvxVnni => unsafe { conv3x3_avx_vnni(layer, input, shape, out_shape, output) },
+    }
     true
 }
 
+/// The AVX-512 layer: channel blocks of 32 (12 pixels per pass), a last
+/// one of 16 (24 pixels per pass).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-fn conv3x3_vnni(
+fn conv3x3_avx512(
     layer: &Conv3x3<'_>,
     input: &[i8],
     shape: Shape,
     out_shape: Shape,
     output: &mut [i8],
 ) {
+    let mut buffer = [const { MaybeUninit::<u8>::uninit() }; INPUT_BYTES];
+    let (wide, g) = prepare(layer, input, shape, out_shape, &mut buffer);
     let (cin, cout) = (shape.channels, layer.out_channels as usize);
+    let pixels = out_shape.height * out_shape.width;
+    let output = &mut output[..pixels * cout];
+    let q = OutQuant::of(&layer.requant);
+    let mut first = [const { MaybeUninit::<Group>::uninit() }; MAX_GROUPS];
+    let mut second = [const { MaybeUninit::<Group>::uninit() }; MAX_GROUPS];
+    let mut c0 = 0;
+    while c0 < cout {
+        let a = pack_weights(layer.weights.0, cin, c0, &mut first);
+        // SAFETY: this function enables the features `Avx512` needs.
+        let la = lanes(layer, c0, unsafe { Avx512::weight_sums(a) });
+        if c0 + 2 * OC_BLOCK <= cout {
+            let b = pack_weights(layer.weights.0, cin, c0 + OC_BLOCK, &mut second);
+            // SAFETY: as above.
+            let lb = lanes(layer, c0 + OC_BLOCK, unsafe { Avx512::weight_sums(b) });
+            let rq = [
+                Requant16::new(la.bias, la.multiplier, la.shift, q),
+                Requant16::new(lb.bias, lb.multiplier, lb.shift, q),
+            ];
+            // SAFETY: this function enables the AVX-512 features `Avx512`
+            // needs.
+            unsafe { blocks::<12, 2, Avx512>(wide, &g, pixels, [a, b], &rq, output, cout, c0) };
+            c0 += 2 * OC_BLOCK;
+        } else {
+            let rq = [Requant16::new(la.bias, la.multiplier, la.shift, q)];
+            // SAFETY: as above.
+            unsafe { blocks::<24, 1, Avx512>(wide, &g, pixels, [a], &rq, output, cout, c0) };
+            c0 += OC_BLOCK;
+        }
+    }
+}
+
+/// The AVX-VNNI layer: channel blocks of 16, 6 pixels per pass (12 of the
+/// 16 registers hold sums, as in `conv_avx2`).
+#[target_feature(enable = "avx2,avxvnni")]
+fn conv3x3_avx_vnni(
+    layer: &Conv3x3<'_>,
+    input: &[i8],
+    shape: Shape,
+    out_shape: Shape,
+    output: &mut [i8],
+) {
+    let mut buffer = [const { MaybeUninit::<u8>::uninit() }; INPUT_BYTES];
+    let (wide, g) = prepare(layer, input, shape, out_shape, &mut buffer);
+    let (cin, cout) = (shape.channels, layer.out_channels as usize);
+    let pixels = out_shape.height * out_shape.width;
+    let output = &mut output[..pixels * cout];
+    let q = OutQuant::of(&layer.requant);
+    let mut packed = [const { MaybeUninit::<Group>::uninit() }; MAX_GROUPS];
+    for c0 in (0..cout).step_by(OC_BLOCK) {
+        let a = pack_weights(layer.weights.0, cin, c0, &mut packed);
+        // SAFETY: this function enables the features `AvxVnni` needs.
+        let l = lanes(layer, c0, unsafe { AvxVnni::weight_sums(a) });
+        let rq = BlockQuant::from_lanes(l.bias, l.multiplier, l.shift, q);
+        // SAFETY: this function enables the AVX2 and AVX-VNNI features
+        // `AvxVnni` needs.
+        unsafe { blocks::<6, 1, AvxVnni>(wide, &g, pixels, [a], &[rq], output, cout, c0) };
+    }
+}
+
+/// The layer's input as the micro-kernel reads it ([`offset_input`] into
+/// `buffer`) and where each output pixel's kernel rows start in it.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn prepare<'w>(
+    layer: &Conv3x3<'_>,
+    input: &[i8],
+    shape: Shape,
+    out_shape: Shape,
+    buffer: &'w mut [MaybeUninit<u8>; INPUT_BYTES],
+) -> (&'w [u8], Geometry) {
+    let cin = shape.channels;
     let stride = layer.stride as usize;
     let padded_width = shape.width + 2;
-    let mut buffer = [const { MaybeUninit::<u8>::uninit() }; INPUT_BYTES];
     let wide = offset_input(
         input,
         shape,
@@ -150,39 +271,192 @@ fn conv3x3_vnni(
         column_step: stride * cin,
         row_steps: row_groups(cin),
     };
-    let pixels = out_shape.height * out_shape.width;
-    let output = &mut output[..pixels * cout];
-    let groups = 3 * row_groups(cin);
-    let mut first = [const { MaybeUninit::<Group>::uninit() }; MAX_GROUPS];
-    let mut second = [const { MaybeUninit::<Group>::uninit() }; MAX_GROUPS];
-    let mut c0 = 0;
-    while c0 < cout {
-        let a = pack_weights(layer.weights.0, cin, c0, &mut first[..groups]);
-        let qa = block_quant(layer, c0, a);
-        if c0 + 2 * OC_BLOCK <= cout {
-            let b = pack_weights(layer.weights.0, cin, c0 + OC_BLOCK, &mut second[..groups]);
-            let qb = block_quant(layer, c0 + OC_BLOCK, b);
-            blocks::<12, 2>(wide, &g, pixels, [a, b], &[qa, qb], output, cout, c0);
-            c0 += 2 * OC_BLOCK;
-        } else {
-            blocks::<24, 1>(wide, &g, pixels, [a], &[qa], output, cout, c0);
-            c0 += OC_BLOCK;
+    (wide, g)
+}
+
+/// One `vpdpbusd` flavour's vectors for the shared micro-kernel [`block`].
+///
+/// # Safety
+///
+/// Every method needs the flavour's CPU features; only the entry points
+/// that enable them call [`blocks`] with it.
+trait Dpbusd {
+    /// The sums of 16 channels of one pixel.
+    type Sums: Copy;
+    /// Requantization constants of 16 channels.
+    type Quant;
+
+    /// All-zero sums.
+    unsafe fn zero() -> Self::Sums;
+    /// One step of the micro-kernel: for each pixel `p`, the 4 unsigned
+    /// bytes of `x[p]` times each channel's 4 signed weights in `groups[v]`,
+    /// added to that channel's sum in `sums[p][v]`.
+    unsafe fn step<const P: usize, const V: usize>(
+        sums: &mut [[Self::Sums; V]; P],
+        x: [i32; P],
+        groups: &[&Group; V],
+    );
+    /// Each channel's weight sum over `packed` (each group's 4 bytes times
+    /// bytes of 1, in four independent sums so the adds overlap).
+    unsafe fn weight_sums(packed: &[Group]) -> [i32; OC_BLOCK];
+    /// `kernels::requantize` of 16 channels' sums, as int8 in channel order.
+    unsafe fn requantize(sums: &Self::Sums, quant: &Self::Quant) -> __m128i;
+}
+
+/// [`Dpbusd`] on AVX-512 VNNI: 16 channels per 512-bit vector.
+struct Avx512;
+
+impl Dpbusd for Avx512 {
+    type Sums = __m512i;
+    type Quant = Requant16;
+
+    #[inline(always)]
+    unsafe fn zero() -> __m512i {
+        // SAFETY: the caller runs with AVX-512 F (this trait's contract).
+        unsafe { _mm512_setzero_si512() }
+    }
+
+    #[inline(always)]
+    unsafe fn step<const P: usize, const V: usize>(
+        sums: &mut [[__m512i; V]; P],
+        x: [i32; P],
+        groups: &[&Group; V],
+    ) {
+        // SAFETY: the caller runs with AVX-512 F and VNNI (this trait's
+        // contract).
+        unsafe {
+            let mut w = [_mm512_setzero_si512(); V];
+            for (w, &&group) in w.iter_mut().zip(groups) {
+                *w = bytemuck::cast(group);
+            }
+            for (sums, &x) in sums.iter_mut().zip(&x) {
+                let x = _mm512_set1_epi32(x);
+                for (sum, w) in sums.iter_mut().zip(&w) {
+                    *sum = _mm512_dpbusd_epi32(*sum, x, *w);
+                }
+            }
         }
+    }
+
+    #[inline(always)]
+    unsafe fn weight_sums(packed: &[Group]) -> [i32; OC_BLOCK] {
+        // SAFETY: the caller runs with AVX-512 F and VNNI (this trait's
+        // contract).
+        unsafe {
+            let ones = _mm512_set1_epi8(1);
+            let mut sums = [_mm512_setzero_si512(); 4];
+            let (quads, rest) = packed.as_chunks::<4>();
+            for quad in quads {
+                for (sum, &w) in sums.iter_mut().zip(quad) {
+                    *sum = _mm512_dpbusd_epi32(*sum, ones, bytemuck::cast(w));
+                }
+            }
+            for (sum, &w) in sums.iter_mut().zip(rest) {
+                *sum = _mm512_dpbusd_epi32(*sum, ones, bytemuck::cast(w));
+            }
+            let total = _mm512_add_epi32(
+                _mm512_add_epi32(sums[0], sums[1]),
+                _mm512_add_epi32(sums[2], sums[3]),
+            );
+            bytemuck::cast(total)
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn requantize(sums: &__m512i, quant: &Requant16) -> __m128i {
+        // SAFETY: the caller runs with AVX-512 F (this trait's contract).
+        unsafe { quant.apply(*sums) }
+    }
+}
+
+/// [`Dpbusd`] on AVX-VNNI: 16 channels in two 256-bit vectors.
+struct AvxVnni;
+
+impl Dpbusd for AvxVnni {
+    type Sums = [__m256i; 2];
+    type Quant = BlockQuant;
+
+    #[inline(always)]
+    unsafe fn zero() -> [__m256i; 2] {
+        // SAFETY: the caller runs with AVX2 (this trait's contract).
+        unsafe { [_mm256_setzero_si256(); 2] }
+    }
+
+    #[inline(always)]
+    unsafe fn step<const P: usize, const V: usize>(
+        sums: &mut [[[__m256i; 2]; V]; P],
+        x: [i32; P],
+        groups: &[&Group; V],
+    ) {
+        // SAFETY: the caller runs with AVX2 and AVX-VNNI (this trait's
+        // contract).
+        unsafe {
+            let mut w = [[_mm256_setzero_si256(); 2]; V];
+            for (w, &&group) in w.iter_mut().zip(groups) {
+                *w = bytemuck::cast(group);
+            }
+            for (sums, &x) in sums.iter_mut().zip(&x) {
+                let x = _mm256_set1_epi32(x);
+                for (sums, w) in sums.iter_mut().zip(&w) {
+                    for (sum, w) in sums.iter_mut().zip(w) {
+                        *sum = _mm256_dpbusd_avx_epi32(*sum, x, *w);
+                    }
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn weight_sums(packed: &[Group]) -> [i32; OC_BLOCK] {
+        // SAFETY: the caller runs with AVX2 and AVX-VNNI (this trait's
+        // contract).
+        unsafe {
+            let ones = _mm256_set1_epi8(1);
+            let mut sums = [[_mm256_setzero_si256(); 2]; 2];
+            let (pairs, rest) = packed.as_chunks::<2>();
+            for pair in pairs {
+                for (sums, &w) in sums.iter_mut().zip(pair) {
+                    let w: [__m256i; 2] = bytemuck::cast(w);
+                    for (sum, w) in sums.iter_mut().zip(w) {
+                        *sum = _mm256_dpbusd_avx_epi32(*sum, ones, w);
+                    }
+                }
+            }
+            for (sums, &w) in sums.iter_mut().zip(rest) {
+                let w: [__m256i; 2] = bytemuck::cast(w);
+                for (sum, w) in sums.iter_mut().zip(w) {
+                    *sum = _mm256_dpbusd_avx_epi32(*sum, ones, w);
+                }
+            }
+            let total = [
+                _mm256_add_epi32(sums[0][0], sums[1][0]),
+                _mm256_add_epi32(sums[0][1], sums[1][1]),
+            ];
+            bytemuck::cast(total)
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn requantize(sums: &[__m256i; 2], quant: &BlockQuant) -> __m128i {
+        // SAFETY: the caller runs with AVX2 (this trait's contract).
+        unsafe { quant.apply(sums) }
     }
 }
 
 /// All output pixels (row-major, blocks may span rows) of `16 V` channels
-/// from `c0`, `P` at a time (`P * V = 24` sums in registers), then 4, then
-/// one by one.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+/// from `c0`, `P` at a time, then 4, then one by one.
+///
+/// # Safety
+///
+/// The CPU must run `D`'s features.
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn blocks<const P: usize, const V: usize>(
+unsafe fn blocks<const P: usize, const V: usize, D: Dpbusd>(
     wide: &[u8],
     g: &Geometry,
     pixels: usize,
     packed: [&[Group]; V],
-    rq: &[Requant16; V],
+    rq: &[D::Quant; V],
     output: &mut [i8],
     cout: usize,
     c0: usize,
@@ -190,15 +464,18 @@ fn blocks<const P: usize, const V: usize>(
     let mut starts = g.starts();
     let mut q = 0;
     while q + P <= pixels {
-        block::<P, V>(wide, g, q, starts.take(), packed, rq, output, cout, c0);
+        // SAFETY: the CPU runs `D`'s features (this function's contract).
+        unsafe { block::<P, V, D>(wide, g, q, starts.take(), packed, rq, output, cout, c0) };
         q += P;
     }
     while q + 4 <= pixels {
-        block::<4, V>(wide, g, q, starts.take(), packed, rq, output, cout, c0);
+        // SAFETY: as above.
+        unsafe { block::<4, V, D>(wide, g, q, starts.take(), packed, rq, output, cout, c0) };
         q += 4;
     }
     while q < pixels {
-        block::<1, V>(wide, g, q, starts.take(), packed, rq, output, cout, c0);
+        // SAFETY: as above.
+        unsafe { block::<1, V, D>(wide, g, q, starts.take(), packed, rq, output, cout, c0) };
         q += 1;
     }
 }
@@ -206,16 +483,19 @@ fn blocks<const P: usize, const V: usize>(
 /// `P` output pixels from pixel `q0` (`start` from [`Geometry::starts`],
 /// in bytes) times the `16 V` channels from `c0`: sums over the three
 /// kernel rows, requantized into `output` (HWC).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+///
+/// # Safety
+///
+/// The CPU must run `D`'s features.
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn block<const P: usize, const V: usize>(
+unsafe fn block<const P: usize, const V: usize, D: Dpbusd>(
     wide: &[u8],
     g: &Geometry,
     q0: usize,
     start: [usize; P],
     packed: [&[Group]; V],
-    rq: &[Requant16; V],
+    rq: &[D::Quant; V],
     output: &mut [i8],
     cout: usize,
     c0: usize,
@@ -233,14 +513,16 @@ fn block<const P: usize, const V: usize>(
             None => return, // the geometry keeps every pixel's taps in `wide`
         }
     }
-    let mut acc = [[_mm512_setzero_si512(); V]; P];
+    // SAFETY: the CPU runs `D`'s features (this function's contract), as
+    // for every `D` call below.
+    let mut sums = [[unsafe { D::zero() }; V]; P];
     for ky in 0..3 {
         for j in 0..n {
-            let mut w = [_mm512_setzero_si512(); V];
-            for (w, packed) in w.iter_mut().zip(&packed) {
+            let mut groups = [&NO_GROUP; V];
+            for (group, packed) in groups.iter_mut().zip(&packed) {
                 // SAFETY: `ky * n + j < 3 * n <= packed.len()` (checked
                 // above).
-                *w = bytemuck::cast(*unsafe { packed.get_unchecked(ky * n + j) });
+                *group = unsafe { packed.get_unchecked(ky * n + j) };
             }
             let at = ky * g.kernel_row + 4 * j;
             let mut x = [0i32; P];
@@ -250,12 +532,14 @@ fn block<const P: usize, const V: usize>(
                 // unaligned read of 4 initialized bytes.
                 *x = unsafe { run.as_ptr().add(at).cast::<i32>().read_unaligned() };
             }
-            dot_step(&mut acc, x, w);
+            // SAFETY: `D`'s features (this function's contract).
+            unsafe { D::step(&mut sums, x, &groups) };
         }
     }
-    for (p, acc) in acc.iter().enumerate() {
-        for (v, (acc, rq)) in acc.iter().zip(rq).enumerate() {
-            let q = rq.apply(*acc);
+    for (p, sums) in sums.iter().enumerate() {
+        for (v, (sums, rq)) in sums.iter().zip(rq).enumerate() {
+            // SAFETY: `D`'s features (this function's contract).
+            let q = unsafe { D::requantize(sums, rq) };
             let at = (q0 + p) * cout + c0 + v * OC_BLOCK;
             if let Some(out) = output.get_mut(at..at + OC_BLOCK) {
                 out.copy_from_slice(&bytemuck::cast::<__m128i, [i8; 16]>(q));
@@ -264,29 +548,11 @@ fn block<const P: usize, const V: usize>(
     }
 }
 
-/// One step of the micro-kernel: each pixel's 4 input bytes `x[p]`,
-/// broadcast, times the `V` weight vectors of one group, added to that
-/// pixel's `16 V` sums.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-fn dot_step<const P: usize, const V: usize>(
-    acc: &mut [[__m512i; V]; P],
-    x: [i32; P],
-    w: [__m512i; V],
-) {
-    for (acc, &x) in acc.iter_mut().zip(&x) {
-        let x = _mm512_set1_epi32(x);
-        for (acc, w) in acc.iter_mut().zip(&w) {
-            *acc = _mm512_dpbusd_epi32(*acc, x, *w);
-        }
-    }
-}
-
 /// Writes every byte of `wide` ([`padded_len`]): the input as `q ^ 0x80`
 /// (`q + 128` as `u8`), HWC, inside a ring one pixel wide, and the slack
 /// after it, of `zp ^ 0x80`. Returns it initialized.
 #[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[target_feature(enable = "avx2")]
 fn offset_input<'w>(
     input: &[i8],
     shape: Shape,
@@ -309,27 +575,54 @@ fn offset_input<'w>(
     unsafe { &*(wide as *const [MaybeUninit<u8>] as *const [u8]) }
 }
 
-/// Transposes the weight rows of channels `c0..c0 + 16` (`9 * cin` bytes
+/// Per-channel requantization inputs of 16 channels, the bias with the
+/// unsigned inputs' offset folded in.
+struct Lanes {
+    bias: [i32; OC_BLOCK],
+    multiplier: [i32; OC_BLOCK],
+    shift: [i32; OC_BLOCK],
+}
+
+/// The requantization inputs of channels `c0..c0 + 16`, the bias with the
+/// unsigned inputs' offset folded in: `bias - (zp + 128) * sum w`
+/// (wrapping), from the channels' weight sums.
+fn lanes(layer: &Conv3x3<'_>, c0: usize, weight_sums: [i32; OC_BLOCK]) -> Lanes {
+    let rq = &layer.requant;
+    let offset = rq.input_zero_point as i32 + 128;
+    let mut lanes = Lanes {
+        bias: [0; OC_BLOCK],
+        multiplier: [0; OC_BLOCK],
+        shift: [0; OC_BLOCK],
+    };
+    for (j, sum) in weight_sums.into_iter().enumerate() {
+        let c = c0 + j;
+        let bias = layer.bias.get(c).unwrap_or(0);
+        lanes.bias[j] = bias.wrapping_sub(offset.wrapping_mul(sum));
+        lanes.multiplier[j] = rq.multipliers.get(c).unwrap_or(0);
+        lanes.shift[j] = rq.shifts.get(c).unwrap_or(0) as i32;
+    }
+    lanes
+}
+
+/// Packs the weight rows of channels `c0..c0 + 16` (`9 * cin` bytes
 /// each, `[ky][kx][in]`) into `packed[j]`, lane `c` = bytes `4j..4j + 4` of
 /// channel `c0 + c` (for `cin = 1`, kernel row `j`'s three taps and a 0):
 /// 8 groups of 8 channels at a time through `conv_avx2`'s 8 x 8 transpose
-/// of 32-bit lanes, the rest one group at a time. Writes every entry of
-/// `packed` (`3 *` [`row_groups`]) and returns them initialized.
+/// of 32-bit lanes, the rest one group at a time. Writes the first `3 *`
+/// [`row_groups`] entries of `buffer` and returns them initialized.
 #[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[target_feature(enable = "avx2")]
 fn pack_weights<'p>(
     weights: &[u8],
     cin: usize,
     c0: usize,
-    packed: &'p mut [MaybeUninit<Group>],
+    buffer: &'p mut [MaybeUninit<Group>; MAX_GROUPS],
 ) -> &'p [Group] {
+    let packed = &mut buffer[..3 * row_groups(cin)];
     let k = 9 * cin;
     let Some(block) = weights.get(c0 * k..(c0 + OC_BLOCK) * k) else {
         return &[];
     };
-    if packed.len() != 3 * row_groups(cin) {
-        return &[];
-    }
     // Plain loops rather than closures around the intrinsics, which would
     // not inherit the target features and stay out-of-line calls.
     let full = if cin == 1 { 0 } else { k / 32 };
@@ -369,42 +662,4 @@ fn pack_weights<'p>(
     // SAFETY: entries `0..8 * full` were written by the transposes, all the
     // others by the loop after them; `MaybeUninit<T>` has `T`'s layout.
     unsafe { &*(packed as *const [MaybeUninit<Group>] as *const [Group]) }
-}
-
-/// Requantization constants of channels `c0..c0 + 16` with the offset of
-/// the unsigned inputs folded into the bias: `bias - (zp + 128) * sum w`
-/// (wrapping), the weight sums from `packed` (each group's 4 bytes times
-/// bytes of 1, in four independent sums so the adds overlap).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-fn block_quant(layer: &Conv3x3<'_>, c0: usize, packed: &[Group]) -> Requant16 {
-    let ones = _mm512_set1_epi8(1);
-    let mut sums = [_mm512_setzero_si512(); 4];
-    let (quads, rest) = packed.as_chunks::<4>();
-    for quad in quads {
-        for (sum, w) in sums.iter_mut().zip(quad) {
-            *sum = _mm512_dpbusd_epi32(*sum, ones, bytemuck::cast(*w));
-        }
-    }
-    for (sum, w) in sums.iter_mut().zip(rest) {
-        *sum = _mm512_dpbusd_epi32(*sum, ones, bytemuck::cast(*w));
-    }
-    let sums = _mm512_add_epi32(
-        _mm512_add_epi32(sums[0], sums[1]),
-        _mm512_add_epi32(sums[2], sums[3]),
-    );
-    let sums: [i32; OC_BLOCK] = bytemuck::cast(sums);
-    let rq = &layer.requant;
-    let offset = rq.input_zero_point as i32 + 128;
-    let mut bias = [0i32; OC_BLOCK];
-    let mut multiplier = [0i32; OC_BLOCK];
-    let mut shift = [0i32; OC_BLOCK];
-    for (j, sum) in sums.into_iter().enumerate() {
-        let c = c0 + j;
-        let b = layer.bias.get(c).unwrap_or(0);
-        bias[j] = b.wrapping_sub(offset.wrapping_mul(sum));
-        multiplier[j] = rq.multipliers.get(c).unwrap_or(0);
-        shift[j] = rq.shifts.get(c).unwrap_or(0) as i32;
-    }
-    Requant16::new(bias, multiplier, shift, OutQuant::of(rq))
 }

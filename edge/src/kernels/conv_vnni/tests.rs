@@ -1,8 +1,10 @@
-//! The AVX-512 VNNI kernel against the i32 reference: named shapes and
-//! extreme values, then properties. On a CPU without AVX-512 VNNI the
-//! kernel cannot run: each test says so on stderr and checks the
-//! dispatcher (which then takes another kernel) against the reference.
+//! The VNNI kernel, both flavours (AVX-512 VNNI and AVX-VNNI), against the
+//! i32 reference: named shapes and extreme values, then properties. A
+//! flavour this CPU does not run is skipped with a note on stderr; the
+//! dispatcher (which then takes another kernel) is checked against the
+//! reference either way.
 
+use super::{Flavour, conv3x3_as};
 use crate::kernels::reference::{self, RefLayer, RefQuant, RefTensor};
 use crate::kernels::simd::{OutQuant, Requant16};
 use crate::kernels::tests::{
@@ -14,19 +16,25 @@ use proptest::prelude::*;
 use seaclr_shared::blob::{Conv3x3, Layer, Shape};
 use std::vec::Vec;
 
-/// The VNNI kernel alone, with the dispatcher's signature; fails the test
-/// if the kernel declined the layer.
-fn vnni_only(
+/// One flavour of the kernel alone (`WIDE`: AVX-512, else AVX-VNNI), with
+/// the dispatcher's signature; fails the test if the kernel declined the
+/// layer.
+fn flavour_only<const WIDE: bool>(
     layer: &Conv3x3<'_>,
     input: &[i8],
     shape: Shape,
     _patch: &mut [i16],
     output: &mut [i8],
 ) -> Shape {
+    let flavour = if WIDE {
+        Flavour::Avx512
+    } else {
+        Flavour::AvxVnni
+    };
     let out_shape = conv3x3_output_shape(shape, layer.stride as usize, layer.out_channels as usize);
     assert!(
-        super::conv3x3(layer, input, shape, out_shape, output),
-        "the VNNI kernel declined cin {} cout {} stride {} on {shape:?}",
+        conv3x3_as(flavour, layer, input, shape, out_shape, output),
+        "the {flavour:?} kernel declined cin {} cout {} stride {} on {shape:?}",
         layer.in_channels,
         layer.out_channels,
         layer.stride
@@ -34,21 +42,28 @@ fn vnni_only(
     out_shape
 }
 
-/// Whether this CPU runs the VNNI kernel; where it does not, says so.
-fn vnni_runs_here() -> bool {
-    let yes = super::available();
-    if !yes {
-        std::eprintln!("no AVX-512 VNNI on this CPU: the VNNI kernel is not exercised");
-    }
-    yes
+/// The flavours this CPU runs, each with its kernel; says which it skips.
+fn flavours_here() -> Vec<(Flavour, ConvFn)> {
+    let all: [(Flavour, ConvFn); 2] = [
+        (Flavour::Avx512, flavour_only::<true>),
+        (Flavour::AvxVnni, flavour_only::<false>),
+    ];
+    all.into_iter()
+        .filter(|(flavour, _)| {
+            let yes = flavour.available();
+            if !yes {
+                std::eprintln!("no {flavour:?} on this CPU: that flavour is not exercised");
+            }
+            yes
+        })
+        .collect()
 }
 
-/// The VNNI kernel (where this CPU runs it) and the dispatcher against the
-/// reference.
+/// Every flavour this CPU runs, and the dispatcher, against the reference.
 fn vnni_matches_reference(layer: &RefLayer, x: &RefTensor) {
     let want = reference::run_layer(layer, x).values;
-    if vnni_runs_here() {
-        assert_eq!(kernel_run_with(layer, x, vnni_only), want, "VNNI kernel");
+    for (flavour, kernel) in flavours_here() {
+        assert_eq!(kernel_run_with(layer, x, kernel), want, "{flavour:?}");
     }
     assert_eq!(
         kernel_run_with(layer, x, dispatch as ConvFn),
@@ -178,7 +193,11 @@ fn vnni_declines_what_it_does_not_cover() {
         let input: Vec<i8> = x.values.iter().map(|&v| v as i8).collect();
         let mut out = std::vec![0i8; 16 * cout];
         let out_shape = conv3x3_output_shape(shape, 1, cout);
-        assert!(!super::conv3x3(&conv, &input, shape, out_shape, &mut out));
+        for flavour in [Flavour::Avx512, Flavour::AvxVnni] {
+            assert!(!conv3x3_as(
+                flavour, &conv, &input, shape, out_shape, &mut out
+            ));
+        }
         assert!(out.iter().all(|&v| v == 0), "declined, so nothing written");
         // The dispatcher still gets it right through another kernel.
         assert_eq!(
@@ -207,8 +226,8 @@ proptest! {
             })
     ) {
         let want = reference::run_layer(&layer, &x).values;
-        if super::available() {
-            prop_assert_eq!(kernel_run_with(&layer, &x, vnni_only), want.clone());
+        for (flavour, kernel) in flavours_here() {
+            prop_assert_eq!(kernel_run_with(&layer, &x, kernel), want.clone(), "{:?}", flavour);
         }
         prop_assert_eq!(kernel_run_with(&layer, &x, dispatch as ConvFn), want);
     }
@@ -225,7 +244,7 @@ proptest! {
         shift in proptest::array::uniform16(prop_oneof![-31i32..=30, Just(0), Just(30), Just(-31)]),
         (zero_point, a, b) in (-128i32..=127, -128i32..=127, -128i32..=127),
     ) {
-        if !super::available() {
+        if !Flavour::Avx512.available() {
             std::eprintln!("no AVX-512 VNNI on this CPU: Requant16 is not exercised");
             return Ok(());
         }
