@@ -578,12 +578,17 @@ impl BlockQuant {
     #[target_feature(enable = "avx2")]
     fn new(layer: &Conv3x3<'_>, c0: usize) -> BlockQuant {
         let rq = &layer.requant;
-        let lanes =
-            |f: &dyn Fn(usize) -> i32| -> [i32; OC_BLOCK] { core::array::from_fn(|j| f(c0 + j)) };
-        let bias = lanes(&|c| layer.bias.get(c).unwrap_or(0));
-        let multiplier = lanes(&|c| rq.multipliers.get(c).unwrap_or(0));
-        let shift = lanes(&|c| rq.shifts.get(c).unwrap_or(0) as i32);
-        BlockQuant::from_lanes(bias, multiplier, shift, OutQuant::of(rq))
+        let q = OutQuant::of(rq);
+        let lanes = |g: usize, f: &dyn Fn(usize) -> i32| -> [i32; 8] {
+            core::array::from_fn(|j| f(c0 + 8 * g + j))
+        };
+        let bias = |c: usize| layer.bias.get(c).unwrap_or(0);
+        let multiplier = |c: usize| rq.multipliers.get(c).unwrap_or(0);
+        let shift = |c: usize| rq.shifts.get(c).unwrap_or(0) as i32;
+        BlockQuant([
+            Requant8::new(lanes(0, &bias), lanes(0, &multiplier), lanes(0, &shift), q),
+            Requant8::new(lanes(1, &bias), lanes(1, &multiplier), lanes(1, &shift), q),
+        ])
     }
 
     /// The constants of 16 channels from their bias, multiplier and shift
