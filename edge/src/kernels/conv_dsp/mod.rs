@@ -29,14 +29,15 @@
 //! **Exactness.** Every product is `(q - zp) * w` with `|q - zp| <= 255`,
 //! `|w| <= 128`, computed exactly in `smlad`; sums wrap modulo 2^32 like
 //! the reference's `i32` result (its `i64` sum cast with `as i32`), for any
-//! channel count. Requantization is the other kernels' [`requantize`].
+//! channel count. Requantization is the other kernels' [`multiply_by_quantized_multiplier`], then the
+//! same zero point and clamp as `requantize`.
 //! The instructions come from [`ops`]: inline `asm!` on the target, the
 //! same arithmetic in plain Rust on the host, where the tests run this
 //! code against the reference.
 
-use super::{conv3x3_output_shape, requantize};
-use ops::{smlad, ssub16, sxtb16, sxtb16_ror8};
-use seaclr_shared::blob::{Conv3x3, Shape};
+use super::{conv3x3_output_shape, multiply_by_quantized_multiplier};
+use ops::{BLOCK_GROUPS, mac_blocks, ssub16, step, sxtb16, sxtb16_ror8};
+use seaclr_shared::blob::{Conv3x3, Requant, Shape};
 
 pub(crate) mod ops;
 #[cfg(test)]
@@ -79,11 +80,16 @@ pub(crate) fn conv3x3(
     }
     let (_, words, _) = bytemuck::pod_align_to_mut::<i16, u32>(patch);
     let groups = k.div_ceil(4);
-    let chunk = (words.len() / GROUP_WORDS).min(groups);
+    // PIXELS words of slack after the last group let every pixel's column
+    // be walked in whole `GROUP_WORDS` steps from its own offset.
+    let mut chunk = (words.len().saturating_sub(PIXELS) / GROUP_WORDS).min(groups);
+    if chunk < groups && chunk >= BLOCK_GROUPS {
+        chunk -= chunk % BLOCK_GROUPS; // whole blocks of the inner loop
+    }
     if chunk == 0 {
         return false;
     }
-    let columns = &mut words[..chunk * GROUP_WORDS];
+    let columns = &mut words[..chunk * GROUP_WORDS + PIXELS];
     let zp = layer.requant.input_zero_point as i32;
     let (ow, npix) = (out_shape.width, out_shape.height * out_shape.width);
     let mut sums = [[0i32; PIXELS]; CHANNEL_BLOCK];
@@ -96,7 +102,7 @@ pub(crate) fn conv3x3(
             let block = c0..cout.min(c0 + CHANNEL_BLOCK);
             for g0 in (0..groups).step_by(chunk) {
                 let (ka, kb) = (4 * g0, k.min(4 * (g0 + chunk)));
-                let cols = &mut columns[..(kb - ka).div_ceil(4) * GROUP_WORDS];
+                let cols = &mut columns[..(kb - ka).div_ceil(4) * GROUP_WORDS + PIXELS];
                 fill(cols, input, shape, stride, &pass, (ka, kb), zp);
                 let cols = cols.as_chunks::<GROUP_WORDS>().0;
                 for (s, c) in sums.iter_mut().zip(block.clone()) {
@@ -110,11 +116,10 @@ pub(crate) fn conv3x3(
                 }
             }
             for (s, c) in sums.iter().zip(block) {
-                for (p, &acc) in s.iter().enumerate() {
-                    if let Some(o) = output.get_mut((n0 + p) * cout + c)
-                        && n0 + p < npix
-                    {
-                        *o = requantize(acc, &layer.requant, c);
+                let q = requantize_pass(s, &layer.requant, c);
+                for (p, q) in q.into_iter().enumerate().take(npix - n0) {
+                    if let Some(o) = output.get_mut((n0 + p) * cout + c) {
+                        *o = q;
                     }
                 }
             }
@@ -123,35 +128,49 @@ pub(crate) fn conv3x3(
     true
 }
 
+/// [`requantize`] of the sums of one channel for all pixels of a pass,
+/// with the channel's multiplier and shift read once and the left-shift
+/// case split off, so that the shared
+/// [`multiply_by_quantized_multiplier`] inlines without its left-shift
+/// multiply where the shift is a right shift (the committed model's case).
+#[inline(always)]
+fn requantize_pass(acc: &[i32; PIXELS], rq: &Requant<'_>, c: usize) -> [i8; PIXELS] {
+    let multiplier = rq.multipliers.get(c).unwrap_or(0);
+    let shift = rq.shifts.get(c).unwrap_or(0) as i32;
+    let finish = |acc: i32, shift: i32| {
+        multiply_by_quantized_multiplier(acc, multiplier, shift)
+            .saturating_add(rq.output_zero_point as i32)
+            .clamp(rq.activation_min as i32, rq.activation_max as i32) as i8
+    };
+    if shift > 0 {
+        acc.map(|a| finish(a, shift))
+    } else {
+        acc.map(|a| finish(a, shift.min(0)))
+    }
+}
+
 /// Adds the products of one weight row range with the columns to the
 /// [`PIXELS`] sums `acc`. A last group of fewer than 4 weights is padded
 /// with zeros.
 #[inline(always)]
 fn dot(mut acc: [i32; PIXELS], cols: &[[u32; GROUP_WORDS]], w: &[u8]) -> [i32; PIXELS] {
     let (quads, tail) = w.as_chunks::<4>();
-    for (x, w) in cols.iter().zip(quads) {
+    // Whole blocks in the loop of `mac_blocks`, then single groups.
+    let n = quads.len().min(cols.len()) / BLOCK_GROUPS * BLOCK_GROUPS;
+    mac_blocks(&mut acc, cols[..n].as_chunks().0, w[..4 * n].as_chunks().0);
+    for (x, w) in cols[n..].iter().zip(&quads[n..]) {
         step(&mut acc, x, u32::from_le_bytes(*w));
     }
-    if !tail.is_empty()
-        && let Some(x) = cols.get(quads.len())
+    if let Some(x) = cols.get(quads.len())
+        && !tail.is_empty()
     {
-        let mut w = [0u8; 4];
-        w[..tail.len()].copy_from_slice(tail);
-        step(&mut acc, x, u32::from_le_bytes(w));
+        let w = tail
+            .iter()
+            .rev()
+            .fold(0u32, |word, &b| (word << 8) | b as u32);
+        step(&mut acc, x, w);
     }
     acc
-}
-
-/// One group: 4 weights (bytes of `w`) times 4 patch values of each pixel.
-#[inline(always)]
-fn step(acc: &mut [i32; PIXELS], x: &[u32; GROUP_WORDS], w: u32) {
-    let (even, odd) = (sxtb16(w), sxtb16_ror8(w));
-    for (a, &x) in acc.iter_mut().zip(&x[..PIXELS]) {
-        *a = smlad(x, even, *a);
-    }
-    for (a, &x) in acc.iter_mut().zip(&x[PIXELS..]) {
-        *a = smlad(x, odd, *a);
-    }
 }
 
 /// Writes patch values `ka..kb` (`ka` a multiple of 4) of every pixel of
@@ -175,7 +194,11 @@ fn fill(
         last.fill(0);
     }
     for (p, pixel) in pass.iter().enumerate() {
-        let mut col = Column { cols, p, ka, zz };
+        let mut col = Column {
+            cols: cols.get_mut(p..).unwrap_or_default(),
+            ka,
+            zz,
+        };
         let Some((oy, ox)) = *pixel else {
             col.zeros(ka, kb);
             continue;
@@ -217,11 +240,13 @@ fn fill(
     }
 }
 
-/// One pixel's column in a chunk: patch value `k` (`ka <= k`) lives in
-/// group `(k - ka) / 4`, word `(k & 1) * PIXELS + p`, halfword `(k >> 1) & 1`.
+/// One pixel's column in a chunk: `cols` starts at the pixel's word of
+/// the chunk's first group, so patch value `k` (`ka <= k`) lives in word
+/// `(k - ka) / 4 * GROUP_WORDS + (k & 1) * PIXELS`, halfword `(k >> 1) & 1`.
+/// The columns' slack makes every group from there a whole
+/// `[u32; GROUP_WORDS]`.
 struct Column<'c> {
     cols: &'c mut [u32],
-    p: usize,
     ka: usize,
     /// The input zero point in both halfwords.
     zz: u32,
@@ -231,40 +256,45 @@ impl Column<'_> {
     /// Stores `v` as patch value `k`.
     #[inline(always)]
     fn set(&mut self, k: usize, v: i32) {
-        let at = (k - self.ka) / 4 * GROUP_WORDS + (k & 1) * PIXELS + self.p;
+        let at = (k - self.ka) / 4 * GROUP_WORDS + (k & 1) * PIXELS;
         if let Some(w) = self.cols.get_mut(at) {
             let shift = 16 * ((k >> 1) & 1);
             *w = (*w & !(0xffff << shift)) | ((v as u16 as u32) << shift);
         }
     }
 
-    /// Stores a whole group (`k` a multiple of 4) as its two words.
+    /// The groups from the one holding patch value `k` on, each seen from
+    /// this pixel's word (`[0]`: values `k, k + 2`; `[PIXELS]`: `k + 1, k + 3`).
     #[inline(always)]
-    fn set_group(&mut self, k: usize, even: u32, odd: u32) {
-        let at = (k - self.ka) / 4 * GROUP_WORDS + self.p;
-        if let Some(g) = self.cols.get_mut(at..at + PIXELS + 1) {
-            g[0] = even;
-            g[PIXELS] = odd;
-        }
+    fn groups(&mut self, k: usize) -> &mut [[u32; GROUP_WORDS]] {
+        let at = (k - self.ka) / 4 * GROUP_WORDS;
+        self.cols
+            .get_mut(at..)
+            .unwrap_or_default()
+            .as_chunks_mut()
+            .0
     }
 
     /// Patch values `lo..hi` are padding.
     fn zeros(&mut self, lo: usize, hi: usize) {
-        let mut k = lo;
-        while k < hi {
-            if k % 4 == 0 && k + 4 <= hi {
-                self.set_group(k, 0, 0);
-                k += 4;
-            } else {
-                self.set(k, 0);
-                k += 1;
-            }
+        let head = ((4 - lo % 4) % 4).min(hi - lo);
+        let (mut k, quads) = (lo + head, (hi - lo - head) / 4);
+        for k in lo..k {
+            self.set(k, 0);
+        }
+        for g in self.groups(k).iter_mut().take(quads) {
+            g[0] = 0;
+            g[PIXELS] = 0;
+        }
+        k += 4 * quads;
+        for k in k..hi {
+            self.set(k, 0);
         }
     }
 
     /// Patch values `lo..lo + src.len()` are `src - zp`: single values up
     /// to a group boundary, then 4 at a time (one unaligned word load, two
-    /// `sxtb16`, two `ssub16`).
+    /// `sxtb16`, two `ssub16`, two stores).
     fn copy(&mut self, lo: usize, src: &[i8]) {
         let head = ((4 - lo % 4) % 4).min(src.len());
         let (head, body) = src.split_at(head);
@@ -275,15 +305,13 @@ impl Column<'_> {
             k += 1;
         }
         let (quads, tail) = body.as_chunks::<4>();
-        for q in quads {
+        let zz = self.zz;
+        for (q, g) in quads.iter().zip(self.groups(k)) {
             let v = u32::from_le_bytes(q.map(|b| b as u8));
-            self.set_group(
-                k,
-                ssub16(sxtb16(v), self.zz),
-                ssub16(sxtb16_ror8(v), self.zz),
-            );
-            k += 4;
+            g[0] = ssub16(sxtb16(v), zz);
+            g[PIXELS] = ssub16(sxtb16_ror8(v), zz);
         }
+        k += 4 * quads.len();
         for &q in tail {
             self.set(k, q as i32 - zp);
             k += 1;

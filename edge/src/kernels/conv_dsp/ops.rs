@@ -13,6 +13,8 @@
 //! else (the host tests) it is the plain Rust below, so the same kernel code
 //! runs, and is tested against the i32 reference, on both.
 
+use super::{GROUP_WORDS, PIXELS};
+
 /// `x` as two signed halfwords (low, high).
 #[cfg(not(seaclr_dsp))]
 #[inline(always)]
@@ -58,7 +60,43 @@ pub(crate) fn smlad(x: u32, y: u32, a: i32) -> i32 {
 }
 
 #[cfg(seaclr_dsp)]
-pub(super) use self::dsp::{smlad, ssub16, sxtb16, sxtb16_ror8};
+pub(super) use self::dsp::{mac_blocks, smlad, ssub16, sxtb16, sxtb16_ror8};
+
+/// Groups of 4 patch values per block of [`mac_blocks`].
+pub(crate) const BLOCK_GROUPS: usize = 4;
+
+/// One group: 4 weights (the bytes of `w`) times 4 patch values of each of
+/// the [`PIXELS`] pixels, added to their sums: `x[p]` holds patch values
+/// `(k, k + 2)` of pixel `p`, `x[PIXELS + p]` values `(k + 1, k + 3)`,
+/// matching the pairs `sxtb16` and `sxtb16 ror #8` make of the weights.
+#[inline(always)]
+pub(crate) fn step(acc: &mut [i32; PIXELS], x: &[u32; GROUP_WORDS], w: u32) {
+    let (even, odd) = (sxtb16(w), sxtb16_ror8(w));
+    for (a, &x) in acc.iter_mut().zip(&x[..PIXELS]) {
+        *a = smlad(x, even, *a);
+    }
+    for (a, &x) in acc.iter_mut().zip(&x[PIXELS..]) {
+        *a = smlad(x, odd, *a);
+    }
+}
+
+/// [`step`] over whole blocks of [`BLOCK_GROUPS`] groups: `cols[b][g]`
+/// with the weight word `w[b][4 * g..4 * g + 4]`, for `min(cols.len(),
+/// w.len())` blocks. On the target one `asm!` loop (see `dsp::mac_blocks`).
+#[cfg(not(seaclr_dsp))]
+#[inline(always)]
+pub(crate) fn mac_blocks(
+    acc: &mut [i32; PIXELS],
+    cols: &[[[u32; GROUP_WORDS]; BLOCK_GROUPS]],
+    w: &[[u8; 4 * BLOCK_GROUPS]],
+) {
+    for (x, w) in cols.iter().zip(w) {
+        for (g, x) in x.iter().enumerate() {
+            let b = [w[4 * g], w[4 * g + 1], w[4 * g + 2], w[4 * g + 3]];
+            step(acc, x, u32::from_le_bytes(b));
+        }
+    }
+}
 
 /// The real instructions. Each `asm!` block reads only its input registers
 /// and writes only its output register: no memory, no stack. `sxtb16`
@@ -67,6 +105,8 @@ pub(super) use self::dsp::{smlad, ssub16, sxtb16, sxtb16_ror8};
 #[cfg(seaclr_dsp)]
 #[allow(unsafe_code)]
 mod dsp {
+    use super::super::{GROUP_WORDS, PIXELS};
+    use super::BLOCK_GROUPS;
     use core::arch::asm;
 
     /// `SXTB16 Rd, Rm`.
@@ -108,16 +148,97 @@ mod dsp {
         r
     }
 
+    /// One group of the loop below: the weight word, its two pairs, then
+    /// 8 `smlad` on two `ldm`s of 4 column words (r0-r3).
+    macro_rules! group {
+        () => {
+            concat!(
+                "ldr {w}, [{pw}], #4\n",
+                "ldm {pc}!, {{r0, r1, r2, r3}}\n",
+                "sxtb16 {od}, {w}, ror #8\n",
+                "sxtb16 {w}, {w}\n",
+                "smlad {a0}, r0, {w}, {a0}\n",
+                "smlad {a1}, r1, {w}, {a1}\n",
+                "smlad {a2}, r2, {w}, {a2}\n",
+                "smlad {a3}, r3, {w}, {a3}\n",
+                "ldm {pc}!, {{r0, r1, r2, r3}}\n",
+                "smlad {a0}, r0, {od}, {a0}\n",
+                "smlad {a1}, r1, {od}, {a1}\n",
+                "smlad {a2}, r2, {od}, {a2}\n",
+                "smlad {a3}, r3, {od}, {a3}\n",
+            )
+        };
+    }
+
+    /// The kernel's inner loop in one block, 13 instructions per group of
+    /// 16 multiply-adds (53 per block of 4 with the loop test). Written
+    /// out because LLVM, given the same operations as single-instruction
+    /// `asm!`s, neither merges the column loads into `ldm` nor keeps the
+    /// 12 live values in registers (44 instructions per 2 groups, with
+    /// spills). The 4 sums, 2 pointers and 2 weight words take the 8
+    /// allocatable registers outside r0-r3; the end of the columns waits
+    /// on the stack.
+    #[inline(always)]
+    pub(crate) fn mac_blocks(
+        acc: &mut [i32; PIXELS],
+        cols: &[[[u32; GROUP_WORDS]; BLOCK_GROUPS]],
+        w: &[[u8; 4 * BLOCK_GROUPS]],
+    ) {
+        let n = cols.len().min(w.len());
+        if n == 0 {
+            return;
+        }
+        let cols = cols.as_ptr();
+        // SAFETY: `cols` points to `n` blocks of 128 aligned bytes, and
+        // `end` one past the last (inside or one past the same slice); `w`
+        // to at least `n` blocks of 16 bytes (`ldr` may be unaligned on
+        // Armv7-M, which the Rust target assumes: it emits unaligned word
+        // loads itself). The loop reads exactly those bytes, 32 + 4 per
+        // group, and stops when the column pointer reaches `end` (n >= 1,
+        // so at least one pass). It writes only its declared registers and
+        // the stack slot it takes below `sp` (8 bytes, keeping `sp` 8-byte
+        // aligned) and gives back before returning.
+        unsafe {
+            let end = cols.add(n);
+            asm!(
+                "str {w}, [sp, #-8]!",
+                "2:",
+                group!(),
+                group!(),
+                group!(),
+                group!(),
+                "ldr {w}, [sp]",
+                "cmp {pc}, {w}",
+                "bne 2b",
+                "add sp, sp, #8",
+                a0 = inout(reg) acc[0],
+                a1 = inout(reg) acc[1],
+                a2 = inout(reg) acc[2],
+                a3 = inout(reg) acc[3],
+                pc = inout(reg) cols => _,
+                pw = inout(reg) w.as_ptr() => _,
+                w = inout(reg) end => _,
+                od = out(reg) _,
+                out("r0") _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+            );
+        }
+    }
+
     /// `SMLAD Rd, Rn, Rm, Ra`.
     #[inline(always)]
     pub(crate) fn smlad(x: u32, y: u32, a: i32) -> i32 {
-        let r: i32;
+        let mut a = a;
         // SAFETY: register-to-register; it may set the sticky Q flag,
-        // which the block declares by not claiming `preserves_flags`.
+        // which the block declares by not claiming `preserves_flags`. The
+        // sum is written over the addend, so a chain of `smlad`s keeps its
+        // accumulator in one register (no moves in the loop).
         unsafe {
-            asm!("smlad {r}, {x}, {y}, {a}", r = lateout(reg) r, x = in(reg) x, y = in(reg) y,
-                a = in(reg) a, options(pure, nomem, nostack));
+            asm!("smlad {a}, {x}, {y}, {a}", a = inout(reg) a, x = in(reg) x, y = in(reg) y,
+                options(pure, nomem, nostack));
         }
-        r
+        a
     }
 }

@@ -64,6 +64,10 @@ proptest! {
 
 // ---- the kernel, with several scratch sizes ----
 
+/// The least scratch the kernel runs with, in `i16` values: the two
+/// words of each pixel for one group of 4 patch values, and the slack.
+const MIN_SCRATCH: usize = 2 * (2 * PIXELS + PIXELS);
+
 /// Runs the DSP kernel with a scratch of `len` values starting `offset`
 /// values into a fresh buffer (1: not on a word boundary); fails the test
 /// if the kernel declined.
@@ -94,7 +98,7 @@ fn dsp_whole_patches(
     output: &mut [i8],
 ) -> Shape {
     let k = (9 * shape.channels).div_ceil(4) * 4;
-    run_with_scratch(layer, input, shape, output, (0, PIXELS * k))
+    run_with_scratch(layer, input, shape, output, (0, PIXELS * k + 2 * PIXELS))
 }
 
 /// Exactly one group of 4 patch values per chunk (the most chunks), in a
@@ -106,7 +110,7 @@ fn dsp_one_group_chunks(
     _patch: &mut [i16],
     output: &mut [i8],
 ) -> Shape {
-    let len = (9 * shape.channels).max(4 * PIXELS + 1);
+    let len = (9 * shape.channels).max(MIN_SCRATCH + 1);
     run_with_scratch(layer, input, shape, output, (1, len))
 }
 
@@ -125,7 +129,7 @@ fn dsp_patch_scratch(
         conv3x3_output_shape(shape, layer.stride as usize, layer.out_channels as usize)
     } else {
         assert!(
-            patch.len() < 4 * PIXELS + 2,
+            patch.len() < MIN_SCRATCH,
             "declined with {} scratch values",
             patch.len()
         );
@@ -248,7 +252,7 @@ fn dsp_declines_what_it_cannot_hold() {
         &conv,
         &input,
         shape,
-        &mut [0; 2 * PIXELS],
+        &mut [0; MIN_SCRATCH - 1],
         &mut out
     ));
     assert!(!super::conv3x3(
