@@ -10,7 +10,12 @@
 //! - [`WatchedFolder`]: a folder polled for new files, as when an
 //!   instrument drops images into a directory.
 
+use seaclr_shared::decode::decode_gray;
 use seaclr_shared::ifcb::{AdcColumns, parse_adc_row};
+use seaclr_shared::walk::{
+    IMAGE_EXTENSIONS, MAX_FILE_BYTES, WalkOptions, check_image_size, is_image_path,
+    read_regular_file, walk,
+};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -71,29 +76,18 @@ pub trait FrameSource {
     }
 }
 
-const IMAGE_EXTENSIONS: [&str; 6] = ["jpg", "jpeg", "png", "tif", "tiff", "bmp"];
-
-fn is_image(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-}
-
-/// Decodes an image file to gray.
+/// Decodes an image file to gray, with the limits and rules every source
+/// shares (`seaclr_shared::walk`, `seaclr_shared::decode`): only a regular
+/// file of bounded size is read, a huge header is refused before decoding.
 pub fn decode_image(path: &Path, truth: Option<String>) -> Result<Frame, FrameError> {
     let id = path.display().to_string();
-    let img = image::open(path).map_err(|e| FrameError {
+    let fail = |reason: String| FrameError {
         id: id.clone(),
-        reason: format!("cannot decode image: {e}"),
-    })?;
-    let gray = img.to_luma8();
+        reason,
+    };
+    let bytes = read_regular_file(path, MAX_FILE_BYTES).map_err(|e| fail(e.to_string()))?;
+    let gray = decode_gray(&bytes).map_err(fail)?;
     let (width, height) = gray.dimensions();
-    if width == 0 || height == 0 {
-        return Err(FrameError {
-            id,
-            reason: "image has no pixels".into(),
-        });
-    }
     Ok(Frame {
         id,
         width,
@@ -103,22 +97,27 @@ pub fn decode_image(path: &Path, truth: Option<String>) -> Result<Frame, FrameEr
     })
 }
 
-fn list_images(root: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(root)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            list_images(&path, out)?;
-        } else if is_image(&path) {
-            out.push(path);
-        }
-    }
-    Ok(())
+/// The image files under `root` by the shared walking rules; entries left
+/// out (symlink loops, FIFOs, unreadable folders) become error frames.
+fn list_images(root: &Path) -> std::io::Result<(Vec<PathBuf>, Vec<FrameError>)> {
+    let found = walk(root, &is_image_path, &WalkOptions::default())?;
+    let skipped = found
+        .skipped
+        .iter()
+        .map(|s| FrameError {
+            id: s.path.display().to_string(),
+            reason: s.reason.to_string(),
+        })
+        .collect();
+    Ok((found.files, skipped))
 }
 
 /// Image files of a folder, in a fixed order.
 pub struct FolderSource {
     root: PathBuf,
     files: Vec<PathBuf>,
+    /// Entries the walk left out, reported first.
+    skipped: Vec<FrameError>,
     next: usize,
 }
 
@@ -135,8 +134,7 @@ pub enum Order {
 impl FolderSource {
     /// Lists the images under `root`. Errors name the folder.
     pub fn new(root: &Path, order: Order) -> anyhow::Result<Self> {
-        let mut files = Vec::new();
-        list_images(root, &mut files)
+        let (mut files, skipped) = list_images(root)
             .map_err(|e| anyhow::anyhow!("{}: cannot list images: {e}", root.display()))?;
         files.sort();
         if files.is_empty() {
@@ -162,6 +160,7 @@ impl FolderSource {
         Ok(Self {
             root: root.to_path_buf(),
             files,
+            skipped,
             next: 0,
         })
     }
@@ -187,6 +186,9 @@ impl FolderSource {
 
 impl FrameSource for FolderSource {
     fn next_frame(&mut self) -> Option<Result<Frame, FrameError>> {
+        if let Some(skipped) = self.skipped.pop() {
+            return Some(Err(skipped));
+        }
         let path = self.files.get(self.next)?.clone();
         self.next += 1;
         let truth = self.truth_of(&path);
@@ -214,12 +216,13 @@ impl IfcbSource {
         };
         let with = |ext: &str| PathBuf::from(format!("{}.{ext}", base.display()));
         let (adc_path, roi_path, hdr_path) = (with("adc"), with("roi"), with("hdr"));
-        let adc = std::fs::read_to_string(&adc_path).map_err(|e| {
-            anyhow::anyhow!("{}: cannot read IFCB ADC file: {e}", adc_path.display())
-        })?;
-        let roi = std::fs::read(&roi_path).map_err(|e| {
-            anyhow::anyhow!("{}: cannot read IFCB ROI file: {e}", roi_path.display())
-        })?;
+        // Regular files only (a FIFO is never opened), of bounded size.
+        let read = |p: &Path, what: &str| {
+            read_regular_file(p, MAX_FILE_BYTES)
+                .map_err(|e| anyhow::anyhow!("{}: cannot read IFCB {what} file: {e}", p.display()))
+        };
+        let adc = String::from_utf8_lossy(&read(&adc_path, "ADC")?).into_owned();
+        let roi = read(&roi_path, "ROI")?;
         // The header is optional: without it the column count decides.
         let columns = match std::fs::read_to_string(&hdr_path) {
             Ok(hdr) => AdcColumns::from_header(&hdr)
@@ -247,6 +250,10 @@ impl IfcbSource {
                     continue;
                 }
             };
+            if let Err(e) = check_image_size(row.width, row.height) {
+                rows.push(Err(bad(e.to_string())));
+                continue;
+            }
             if row.end_byte() > roi.len() as u64 {
                 rows.push(Err(bad(format!(
                     "ROI of {}x{} at byte {} runs past the end of {} ({} bytes)",
@@ -316,6 +323,8 @@ pub struct WatchedFolder {
     pending: Vec<(PathBuf, u64)>,
     /// Stable files not yet streamed, in path order.
     ready: std::collections::VecDeque<PathBuf>,
+    /// Entries the walk left out, reported once each.
+    reported: std::collections::VecDeque<FrameError>,
     poll: Duration,
     idle_polls: Option<u32>,
     idle: u32,
@@ -334,6 +343,7 @@ impl WatchedFolder {
             seen: BTreeSet::new(),
             pending: Vec::new(),
             ready: Default::default(),
+            reported: Default::default(),
             poll,
             idle_polls,
             idle: 0,
@@ -343,8 +353,12 @@ impl WatchedFolder {
     /// One poll: files whose size did not change since the last poll (so a
     /// half-written file is not read) join the ready queue in path order.
     fn poll_once(&mut self) {
-        let mut now = Vec::new();
-        let _ = list_images(&self.root, &mut now);
+        let (mut now, skipped) = list_images(&self.root).unwrap_or_default();
+        for s in skipped {
+            if self.seen.insert(PathBuf::from(&s.id)) {
+                self.reported.push_back(s);
+            }
+        }
         now.retain(|p| !self.seen.contains(p));
         now.sort();
         let mut next_pending = Vec::new();
@@ -376,8 +390,11 @@ impl FrameSource for WatchedFolder {
     }
 
     fn poll(&mut self) -> Next {
-        if self.ready.is_empty() {
+        if self.ready.is_empty() && self.reported.is_empty() {
             self.poll_once();
+        }
+        if let Some(skipped) = self.reported.pop_front() {
+            return Next::Frame(Err(skipped));
         }
         if let Some(path) = self.ready.pop_front() {
             self.idle = 0;
@@ -491,6 +508,55 @@ mod tests {
     }
 
     #[test]
+    fn hostile_folders_stream_each_image_once_and_say_what_was_left_out() {
+        let d = tmp("hostile");
+        for class in ["a", "b"] {
+            std::fs::create_dir_all(d.join(class)).unwrap();
+            image::GrayImage::from_pixel(6, 5, image::Luma([3]))
+                .save(d.join(class).join("1.png"))
+                .unwrap();
+        }
+        // A link back to the root (a loop) and a second path to a folder.
+        std::os::unix::fs::symlink("..", d.join("b/dirloop")).unwrap();
+        std::os::unix::fs::symlink("../a", d.join("b/again")).unwrap();
+        // A FIFO named like an image: never opened (opening would block).
+        let fifo = d.join("a/x.jpg");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        // A small PNG whose header says 20000 x 20000.
+        let mut png = Vec::new();
+        image::GrayImage::from_pixel(2, 2, image::Luma([0]))
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        png[16..20].copy_from_slice(&20000u32.to_be_bytes());
+        png[20..24].copy_from_slice(&20000u32.to_be_bytes());
+        // The IHDR chunk's CRC (CRC-32/ISO-HDLC over type and data), so
+        // only the size is wrong.
+        let crc = seaclr_shared::blob::crc32(&png[12..29]);
+        png[29..33].copy_from_slice(&crc.to_be_bytes());
+        std::fs::write(d.join("a/big.png"), png).unwrap();
+        let mut src = FolderSource::new(&d, Order::ByPath).unwrap();
+        let all: Vec<_> = std::iter::from_fn(|| src.next_frame()).collect();
+        let frames: Vec<_> = all.iter().filter_map(|f| f.as_ref().ok()).collect();
+        let reasons: Vec<String> = all
+            .iter()
+            .filter_map(|f| f.as_ref().err().map(|e| e.to_string()))
+            .collect();
+        assert_eq!(frames.len(), 2, "{reasons:?}");
+        assert!(frames.iter().all(|f| f.truth.as_deref() != Some("dirloop")));
+        let has = |what: &str| reasons.iter().any(|r| r.contains(what));
+        assert!(
+            has("loop") && has("FIFO") && has("too large") && has("same folder"),
+            "{reasons:?}"
+        );
+    }
+
+    #[test]
     fn a_watched_empty_file_is_reported_not_waited_on() {
         let d = tmp("watch-empty");
         std::fs::write(d.join("empty.jpg"), b"").unwrap();
@@ -507,7 +573,7 @@ mod tests {
         let mut src = FolderSource::new(&d, Order::ByPath).unwrap();
         let err = src.next_frame().unwrap().unwrap_err();
         assert!(
-            err.id.ends_with("a.png") && err.reason.contains("decode"),
+            err.id.ends_with("a.png") && err.reason.contains("not a recognised image format"),
             "{err}"
         );
         assert!(src.next_frame().is_none());

@@ -8,6 +8,8 @@
 extern crate std;
 
 pub mod blob;
+#[cfg(feature = "image")]
+pub mod decode;
 pub mod frame_stream;
 pub mod ifcb;
 pub mod labels;

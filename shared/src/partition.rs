@@ -357,6 +357,7 @@ pub fn choose(a: &[u8], b: &[u8]) -> Result<Chosen, NoTable> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::string::ToString;
 
     fn table(sequence: u32) -> Table {
         Table {
