@@ -5,7 +5,8 @@
 //! command line, exit code), [`semihost_flash`] (a NOR flash in a host
 //! file), [`frames`] (frame streams from host files), [`stack`] (painted
 //! stack high-water mark), [`statics`] (big buffers in static RAM; there is
-//! no heap). Programs: [`selfcheck`] (the default), `frames`, the
+//! no heap). Programs: [`selfcheck`] (the default), [`buoy`] (the buoy
+//! application, `seaclr_device`, on this board), `frames`, the
 //! power-cut writer and checker ([`powercut`]), and fault/panic/echo probes.
 //!
 //! The command line comes over semihosting: `qemu-run.sh ELF MODE ARGS...`
@@ -13,6 +14,7 @@
 #![no_std]
 #![no_main]
 
+mod buoy;
 mod encoder;
 mod frames;
 mod powercut;
@@ -46,6 +48,7 @@ fn main() -> ! {
     let mode = args.next().unwrap_or("selfcheck");
     let ok = match (mode, args.next(), args.next()) {
         ("selfcheck", None, _) => selfcheck::run(timer),
+        ("buoy", Some(flash), Some(frames)) => buoy::run(flash, frames, args.next(), timer),
         ("frames", Some(path), None) => run_frames(path, timer),
         ("labels-write", Some(path), Some(n)) => match n.parse() {
             Ok(n) => powercut::write(path, n),
@@ -67,7 +70,7 @@ fn main() -> ! {
 fn usage(cmdline: &str) -> bool {
     println!("FAIL unknown command line '{cmdline}'");
     println!(
-        "usage: [selfcheck] | frames STREAM | labels-write FLASH N | labels-check FLASH | echo | panic | fault"
+        "usage: [selfcheck] | buoy FLASH FRAMES [SCRIPT] | frames STREAM | labels-write FLASH N | labels-check FLASH | echo | panic | fault"
     );
     false
 }
