@@ -376,3 +376,160 @@ fn default_split_is_reproducible() {
     );
     eprintln!("unseen: {}", made.unseen.join(","));
 }
+
+/// `mkfifo PATH`; false where the tool is missing.
+#[cfg(unix)]
+fn mkfifo(path: &Path) -> bool {
+    std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs `f` on another thread and fails the test if it has not returned
+/// within 30 s (a FIFO opened for reading blocks forever).
+fn within_30_s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(30))
+        .expect("hung (a FIFO was opened?)")
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_named_like_an_image_is_skipped_not_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "copepod/a.png", &png(8, 8, 0));
+    write(dir.path(), "copepod/b.png", &png(8, 8, 9));
+    if !mkfifo(&dir.path().join("copepod/x.jpg")) {
+        eprintln!("mkfifo not available; skipping");
+        return;
+    }
+    let root = dir.path().to_path_buf();
+    let stats = within_30_s(move || stats::compute(&root).unwrap());
+    assert_eq!(stats.images, 2);
+    assert_eq!(stats.errors.len(), 1, "{:?}", stats.errors);
+    assert!(stats.errors[0].path.ends_with("copepod/x.jpg"));
+    assert!(
+        stats.errors[0].reason.contains("FIFO"),
+        "{:?}",
+        stats.errors
+    );
+    // A FIFO given as the data path is refused without being opened.
+    let fifo = dir.path().join("copepod/x.jpg");
+    let err = within_30_s(move || format!("{:#}", scan(&fifo).unwrap_err()));
+    assert!(err.contains("not a regular file"), "{err}");
+    // A manifest naming the FIFO: skipped at load time, not opened.
+    write(
+        dir.path(),
+        "list.csv",
+        b"path,label\ncopepod/x.jpg,c\ncopepod/a.png,c\n",
+    );
+    let csv = dir.path().join("list.csv");
+    let loaded = within_30_s(move || load(&csv, 8).unwrap());
+    assert_eq!(loaded.records.len(), 1);
+    assert!(reason_for(&loaded, "x.jpg").contains("FIFO"));
+}
+
+#[cfg(unix)]
+#[test]
+fn symlink_loops_in_class_folders_are_skipped_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "classA/1.png", &png(8, 8, 0));
+    write(dir.path(), "classB/2.png", &png(8, 8, 0));
+    std::os::unix::fs::symlink(".", dir.path().join("classB/dirloop")).unwrap();
+    std::os::unix::fs::symlink("..", dir.path().join("classB/uploop")).unwrap();
+    let loaded = load(dir.path(), 8).unwrap();
+    assert_eq!(loaded.records.len(), 2);
+    assert_eq!(loaded.labels(), ["classA", "classB"]);
+    // The links lie below the class-folder layout's depth: not even visited.
+    assert!(loaded.skipped.is_empty(), "{:?}", loaded.skipped);
+    // A link at class level back to the root is a loop, reported.
+    std::os::unix::fs::symlink(".", dir.path().join("rootloop")).unwrap();
+    let loaded = load(dir.path(), 8).unwrap();
+    assert_eq!(loaded.records.len(), 2);
+    assert!(reason_for(&loaded, "rootloop").contains("symbolic link loop"));
+}
+
+#[cfg(unix)]
+#[test]
+fn an_unreadable_subfolder_is_skipped_and_reported() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a/1.png", &png(8, 8, 0));
+    write(dir.path(), "b/2.png", &png(8, 8, 0));
+    let locked = dir.path().join("a");
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).unwrap();
+    let readable_anyway = fs::read_dir(&locked).is_ok(); // the super-user
+    let stats = stats::compute(dir.path());
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o755)).unwrap();
+    let stats = stats.unwrap(); // never fatal
+    if readable_anyway {
+        // (The walker's own test injects the failure for the super-user.)
+        assert_eq!(stats.images, 2);
+    } else {
+        assert_eq!(stats.images, 1);
+        assert!(stats.errors[0].reason.contains("cannot list folder"));
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn non_utf8_names_keep_their_bytes_through_ids_splits_and_manifests() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let a = root.join("cop\\epod").join(OsStr::from_bytes(b"x\xff.png"));
+    let b = root.join("cop\\epod").join(OsStr::from_bytes(b"x\xfe.png"));
+    let c = root.join(OsStr::from_bytes(b"diat\xe9")).join("y.png");
+    fs::create_dir_all(a.parent().unwrap()).unwrap();
+    if fs::write(&a, png(8, 8, 0)).is_err() {
+        eprintln!("this file system refuses non-UTF-8 names; skipping");
+        return;
+    }
+    fs::write(&b, png(8, 8, 50)).unwrap();
+    fs::create_dir_all(c.parent().unwrap()).unwrap();
+    fs::write(&c, png(8, 8, 99)).unwrap();
+    let catalog = scan(&root).unwrap();
+    let ids: Vec<&str> = catalog.items.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ids.len(), 3);
+    // Two names that differ only in an invalid byte stay two ids.
+    assert!(ids[0].ends_with("cop\\\\epod/x\\xfe.png"), "{ids:?}");
+    assert!(ids[1].ends_with("cop\\\\epod/x\\xff.png"), "{ids:?}");
+    assert_eq!(catalog.labels(), ["cop\\\\epod", "diat\\xe9"]);
+    // The split's CSV names them losslessly, and loading it reads them all.
+    let split = split::make_split(
+        &catalog,
+        &root,
+        &split::SplitOptions {
+            unseen: split::UnseenChoice::Named(vec!["diat\\xe9".into()]),
+            seed: 1,
+            min_unseen_images: 0,
+            exclude_unseen: vec![],
+            val: 0.0,
+            test: 0.0,
+        },
+    )
+    .unwrap();
+    let csv = dir.path().join("split.csv");
+    fs::write(&csv, split.to_csv().unwrap()).unwrap();
+    let text = fs::read_to_string(&csv).unwrap();
+    assert!(
+        text.contains("cop\\\\epod/x\\xff.png,cop\\\\epod,seen"),
+        "{text}"
+    );
+    let seen = load_split(&root, &csv, Group::Seen, None, 8).unwrap();
+    assert!(seen.skipped.is_empty(), "{:?}", seen.skipped);
+    assert_eq!(seen.records.len(), 2);
+    assert_ne!(seen.records[0].pixels, seen.records[1].pixels);
+    let unseen = load_split(&root, &csv, Group::Unseen, None, 8).unwrap();
+    assert_eq!(unseen.records.len(), 1);
+    assert_eq!(unseen.records[0].label.as_deref(), Some("diat\\xe9"));
+    match &scan_split(&root, &csv, Group::Unseen, None).unwrap().items[0].source {
+        ItemSource::File(p) => assert_eq!(p, &c),
+        other => panic!("{other:?}"),
+    }
+}

@@ -439,6 +439,57 @@ mod tests {
         std::fs::remove_dir_all(&out).unwrap();
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn embed_keeps_non_utf8_names_apart_and_skips_a_fifo() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let out = temp_dir("embed-bytes");
+        let data = out.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let png = |v: u8| {
+            let mut buf = std::io::Cursor::new(Vec::new());
+            image::DynamicImage::ImageLuma8(image::GrayImage::from_pixel(9, 7, image::Luma([v])))
+                .write_to(&mut buf, image::ImageFormat::Png)
+                .unwrap();
+            buf.into_inner()
+        };
+        if std::fs::write(data.join(OsStr::from_bytes(b"x\xff.png")), png(10)).is_err() {
+            return; // a file system without non-UTF-8 names
+        }
+        std::fs::write(data.join(OsStr::from_bytes(b"x\xfe.png")), png(200)).unwrap();
+        let fifo_made = std::process::Command::new("mkfifo")
+            .arg(data.join("z.jpg"))
+            .status()
+            .is_ok_and(|s| s.success());
+        let csv = out.join("emb.csv");
+        let args = EmbedArgs {
+            model: "raw".into(),
+            data: data.clone(),
+            out: csv.clone(),
+            size: 8,
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(run_embed(args).map_err(|e| format!("{e:#}"))));
+        rx.recv_timeout(std::time::Duration::from_secs(60))
+            .expect("embed hung on the FIFO")
+            .unwrap();
+        let _ = fifo_made;
+        // The CSV's path column reads back (as a manifest) to the very files.
+        let rows = crate::data::manifest::read_manifest(&csv).unwrap();
+        let paths: Vec<&str> = rows.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(paths.len(), 2, "{paths:?}");
+        assert!(paths[0].ends_with("x\\xfe.png") && paths[1].ends_with("x\\xff.png"));
+        for row in &rows {
+            let path = seaclr_shared::walk::unescape_path(&row.path);
+            assert!(path.is_file(), "{} does not read back", row.path);
+        }
+        // And loading the CSV as a manifest finds both images.
+        let loaded = crate::data::load(&csv, 8).unwrap();
+        assert_eq!(loaded.records.len(), 2, "{:?}", loaded.skipped);
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+
     #[test]
     fn eval_names_a_missing_data_folder() {
         let out = temp_dir("eval-missing");
