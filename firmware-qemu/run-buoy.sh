@@ -17,8 +17,11 @@ out="$(mkdir -p "${2:?usage: run-buoy.sh DATA OUT [FRAMES]}" && realpath "$2")"
 limit=()
 [ -n "${3:-}" ] && limit=(--limit "$3")
 
+# The host tools build in the workspace's target folder, not the firmware's.
+host_target="${CARGO_TARGET_DIR:-$HOME/.cache/seaclr-target}"
 host() {
-    (cd "$root" && cargo run --release -q -p seaclr-firmware-sim --bin seaclr-buoy -- "$@")
+    (cd "$root" && CARGO_TARGET_DIR="$host_target" \
+        cargo run --release -q -p seaclr-firmware-sim --bin seaclr-buoy -- "$@")
 }
 
 host frames --data "$data" --out "$out/frames.bin" --script "$out/operator.txt" \

@@ -37,6 +37,9 @@ use crate::uart::Uart0;
 
 /// The model slot's mapping: the blob budget (256 KiB).
 const MODEL_BUFFER: usize = 256 * 1024;
+/// How long the console stays open after the last frame once no byte
+/// arrives (virtual milliseconds).
+const CONSOLE_QUIET_MS: u64 = 200;
 /// Largest console script read.
 const SCRIPT_BUFFER: usize = 64 * 1024;
 
@@ -136,9 +139,11 @@ fn console_line<F: embedded_storage::nor_flash::NorFlash>(buoy: &mut Buoy<'_, F>
     let _ = buoy.handle_line(line, &mut Uart0);
 }
 
-/// Serves whatever the UART received since the last call.
-fn serve_uart<F: embedded_storage::nor_flash::NorFlash>(buoy: &mut Buoy<'_, F>) {
+/// Serves whatever the UART received since the last call; returns whether
+/// anything came.
+fn serve_uart<F: embedded_storage::nor_flash::NorFlash>(buoy: &mut Buoy<'_, F>) -> bool {
     let mut bytes = [0u8; 64];
+    let mut any = false;
     loop {
         let mut n = 0;
         while n < bytes.len() {
@@ -151,8 +156,9 @@ fn serve_uart<F: embedded_storage::nor_flash::NorFlash>(buoy: &mut Buoy<'_, F>) 
             }
         }
         if n == 0 {
-            return;
+            return any;
         }
+        any = true;
         let _ = buoy.console_input(&bytes[..n], &mut Uart0);
     }
 }
@@ -252,7 +258,7 @@ pub fn run(flash_path: &str, frames_path: &str, script_path: Option<&str>, timer
     let mut spread = Spread::default();
     let mut stream_ok = true;
     loop {
-        serve_uart(&mut buoy);
+        let _ = serve_uart(&mut buoy);
         let frame = match decoder.next_frame(record) {
             Ok(Some(f)) => f,
             Ok(None) => break,
@@ -288,7 +294,16 @@ pub fn run(flash_path: &str, frames_path: &str, script_path: Option<&str>, timer
             console_line(&mut buoy, cmd);
         }
     }
-    serve_uart(&mut buoy);
+    // The stream is over: the console stays open until it has been quiet
+    // for CONSOLE_QUIET_MS of virtual time, so piped-in lines are served.
+    let mut last_byte = timer.now();
+    loop {
+        if serve_uart(&mut buoy) {
+            last_byte = timer.now();
+        } else if last_byte.instructions_to(timer.now()) > CONSOLE_QUIET_MS * 1_000_000 {
+            break;
+        }
+    }
     let last = buoy.close_window();
     println!(
         "telemetry #{} ({} bytes): {}",
