@@ -240,17 +240,17 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
             .as_deref()
             .map_or("-".into(), |p| p.display().to_string())
     );
-    if !summary.finished {
-        if let Some(signal) = interrupt::received() {
-            return Err(Interrupted {
-                signal,
-                step: summary.steps,
-                checkpoint: summary
-                    .last_checkpoint
-                    .or_else(|| super::checkpoint::latest(&out).ok().flatten()),
-            }
-            .into());
+    if !summary.finished
+        && let Some(signal) = interrupt::received()
+    {
+        return Err(Interrupted {
+            signal,
+            step: summary.steps,
+            checkpoint: summary
+                .last_checkpoint
+                .or_else(|| super::checkpoint::latest(&out).ok().flatten()),
         }
+        .into());
     }
     Ok(())
 }
