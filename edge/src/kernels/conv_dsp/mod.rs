@@ -92,33 +92,36 @@ pub(crate) fn conv3x3(
     let columns = &mut words[..chunk * GROUP_WORDS + PIXELS];
     let zp = layer.requant.input_zero_point as i32;
     let (ow, npix) = (out_shape.width, out_shape.height * out_shape.width);
+    if cin == 1 && chunk == groups {
+        first_layer(layer, input, shape, out_shape, columns, output);
+        return true;
+    }
     let mut sums = [[0i32; PIXELS]; CHANNEL_BLOCK];
     for n0 in (0..npix).step_by(PIXELS) {
-        let pass: Pass = core::array::from_fn(|p| {
-            let n = n0 + p;
-            (n < npix).then(|| (n / ow, n % ow))
-        });
+        let np = PIXELS.min(npix - n0);
+        let pass: Pass = core::array::from_fn(|p| (p < np).then(|| ((n0 + p) / ow, (n0 + p) % ow)));
+        let out = &mut output[n0 * cout..(n0 + np) * cout];
         for c0 in (0..cout).step_by(CHANNEL_BLOCK) {
-            let block = c0..cout.min(c0 + CHANNEL_BLOCK);
+            let sums = &mut sums[..CHANNEL_BLOCK.min(cout - c0)];
+            let rows = weights[c0 * k..(c0 + sums.len()) * k].chunks_exact(k);
             for g0 in (0..groups).step_by(chunk) {
                 let (ka, kb) = (4 * g0, k.min(4 * (g0 + chunk)));
                 let cols = &mut columns[..(kb - ka).div_ceil(4) * GROUP_WORDS + PIXELS];
                 fill(cols, input, shape, stride, &pass, (ka, kb), zp);
                 let cols = cols.as_chunks::<GROUP_WORDS>().0;
-                for (s, c) in sums.iter_mut().zip(block.clone()) {
+                for ((s, row), c) in sums.iter_mut().zip(rows.clone()).zip(c0..) {
                     let start = if g0 == 0 {
                         [layer.bias.get(c).unwrap_or(0); PIXELS]
                     } else {
                         *s
                     };
-                    let row = &weights[c * k..(c + 1) * k];
                     *s = dot(start, cols, &row[ka..kb]);
                 }
             }
-            for (s, c) in sums.iter().zip(block) {
+            for (s, c) in sums.iter().zip(c0..) {
                 let q = requantize_pass(s, &layer.requant, c);
-                for (p, q) in q.into_iter().enumerate().take(npix - n0) {
-                    if let Some(o) = output.get_mut((n0 + p) * cout + c) {
+                for (p, q) in q.into_iter().enumerate().take(np) {
+                    if let Some(o) = out.get_mut(p * cout + c) {
                         *o = q;
                     }
                 }
@@ -236,6 +239,100 @@ fn fill(
                     col.copy(lo, input.get(at + lo - t0..at + hi - t0).unwrap_or(&[]));
                 }
             }
+        }
+    }
+}
+
+/// The first layer (one input channel): each pass's 4 patches of 9 values
+/// in 3 groups, then per output channel 3 [`step`]s straight from the
+/// channel's 9 weight bytes (the ninth alone in its word) and the
+/// requantization. Kept out of line so that its registers do not disturb
+/// the general loop's. The caller checked the slices and that `columns`
+/// holds the 3 groups.
+#[inline(never)]
+fn first_layer(
+    layer: &Conv3x3<'_>,
+    input: &[i8],
+    shape: Shape,
+    out_shape: Shape,
+    columns: &mut [u32],
+    output: &mut [i8],
+) {
+    let cout = out_shape.channels;
+    let zp = layer.requant.input_zero_point as i32;
+    let (ow, npix) = (out_shape.width, out_shape.height * out_shape.width);
+    let weights = layer.weights.0.chunks_exact(9).take(cout);
+    for n0 in (0..npix).step_by(PIXELS) {
+        let np = PIXELS.min(npix - n0);
+        let pass: Pass = core::array::from_fn(|p| (p < np).then(|| ((n0 + p) / ow, (n0 + p) % ow)));
+        fill_one_channel(columns, input, shape, layer.stride as usize, &pass, zp);
+        let [x0, x1, x2, ..] = columns.as_chunks::<GROUP_WORDS>().0 else {
+            return;
+        };
+        let out = &mut output[n0 * cout..(n0 + np) * cout];
+        for (c, w) in weights.clone().enumerate() {
+            let mut acc = [layer.bias.get(c).unwrap_or(0); PIXELS];
+            step(&mut acc, x0, u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+            step(&mut acc, x1, u32::from_le_bytes([w[4], w[5], w[6], w[7]]));
+            step(&mut acc, x2, w[8] as u32);
+            let q = requantize_pass(&acc, &layer.requant, c);
+            for (p, q) in q.into_iter().enumerate().take(np) {
+                if let Some(o) = out.get_mut(p * cout + c) {
+                    *o = q;
+                }
+            }
+        }
+    }
+}
+
+/// [`fill`] for the first layer (one input channel, the whole 9-value
+/// patch in 3 groups): the 9 values of a pixel (0 for padding and past the
+/// pass's end), then its 6 words. The generic path would write them one
+/// halfword at a time.
+fn fill_one_channel(
+    cols: &mut [u32],
+    input: &[i8],
+    shape: Shape,
+    stride: usize,
+    pass: &Pass,
+    zp: i32,
+) {
+    let (h, w) = (shape.height, shape.width);
+    for (p, pixel) in pass.iter().enumerate() {
+        let mut v = [0i32; 12];
+        if let Some((oy, ox)) = *pixel {
+            let (y0, x0) = (oy * stride, ox * stride); // input row / column + 1 of tap 0
+            for (ky, v) in v.chunks_exact_mut(3).take(3).enumerate() {
+                let iy = y0 + ky;
+                if iy == 0 || iy > h {
+                    continue;
+                }
+                let row = &input[(iy - 1) * w..iy * w];
+                if x0 >= 1 && x0 + 1 < w {
+                    let x = &row[x0 - 1..x0 + 2];
+                    v[0] = x[0] as i32 - zp;
+                    v[1] = x[1] as i32 - zp;
+                    v[2] = x[2] as i32 - zp;
+                } else {
+                    for (kx, v) in v.iter_mut().enumerate() {
+                        let ix = x0 + kx;
+                        if ix >= 1 && ix <= w {
+                            *v = row[ix - 1] as i32 - zp;
+                        }
+                    }
+                }
+            }
+        }
+        let pack = |lo: i32, hi: i32| (lo as u16 as u32) | ((hi as u16 as u32) << 16);
+        for (g, words) in cols[p..]
+            .as_chunks_mut::<GROUP_WORDS>()
+            .0
+            .iter_mut()
+            .take(3)
+            .enumerate()
+        {
+            words[0] = pack(v[4 * g], v[4 * g + 2]);
+            words[PIXELS] = pack(v[4 * g + 1], v[4 * g + 3]);
         }
     }
 }
