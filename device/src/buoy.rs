@@ -908,6 +908,31 @@ impl<'r, F: NorFlash> Buoy<'r, F> {
         Some(recent.len() - 1 - last)
     }
 
+    /// What boot found, one `boot: ` line each: a repaired table copy, the
+    /// label store mount, the model (or why classification is off), and
+    /// the resources. Every board prints it after its own first line.
+    pub fn boot_report<W: Write>(&self, out: &mut W) -> fmt::Result {
+        if let Some(why) = self.table_repaired {
+            writeln!(
+                out,
+                "boot: one partition table copy was damaged ({why}) and has been rewritten from the other"
+            )?;
+        }
+        if let Some(report) = self.mount_report() {
+            writeln!(out, "boot: label store {}", MountSummary(report))?;
+        }
+        match self.model_problem() {
+            Some(why) => writeln!(out, "boot: {why}")?,
+            None => writeln!(
+                out,
+                "boot: model ok; {} classes, {} labelled examples in the store",
+                self.class_names().flatten().count(),
+                self.labelled_examples()
+            )?,
+        }
+        self.resources(out, "boot: ")
+    }
+
     /// The `status` reply.
     pub fn status<W: Write>(&self, out: &mut W) -> fmt::Result {
         match &self.model {

@@ -24,7 +24,7 @@
 use core::convert::Infallible;
 use embedded_graphics::pixelcolor::Rgb565;
 use embedded_graphics::prelude::*;
-use seaclr_device::buoy::{Buoy, Config, FrameInfo, Hex, MountSummary};
+use seaclr_device::buoy::{Buoy, Config, FrameInfo, Hex};
 use seaclr_device::ram::DeviceRam;
 
 use crate::frames;
@@ -212,23 +212,7 @@ pub fn run(flash_path: &str, frames_path: &str, script_path: Option<&str>, timer
     };
     let boot = boot_start.instructions_to(timer.now());
     println!("boot: flash image {flash_path} ({boot} instructions)");
-    if let Some(why) = buoy.table_repaired() {
-        println!(
-            "boot: one partition table copy was damaged ({why}) and has been rewritten from the other"
-        );
-    }
-    if let Some(report) = buoy.mount_report() {
-        println!("boot: label store {}", MountSummary(report));
-    }
-    match buoy.model_problem() {
-        Some(why) => println!("boot: {why} (flash image {flash_path})"),
-        None => println!(
-            "boot: model ok; {} classes, {} labelled examples in the store",
-            buoy.class_names().flatten().count(),
-            buoy.labelled_examples()
-        ),
-    }
-    let _ = buoy.resources(&mut Uart0, "boot: ");
+    let _ = buoy.boot_report(&mut Uart0);
 
     let script_text = match script_path.map(read_script) {
         None => "",

@@ -7,7 +7,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use seaclr_device::buoy::{BootError, Config, FrameResult, Hex, MountSummary};
+use seaclr_device::buoy::{BootError, Config, FrameResult, Hex};
 use seaclr_firmware_sim::console::{self, Request};
 use seaclr_firmware_sim::display::{Framebuffer, HEIGHT, WIDTH};
 use seaclr_firmware_sim::flash_file::{FlashFile, Layout};
@@ -580,23 +580,10 @@ fn run(args: RunArgs) -> Result<u8> {
         Err(e) => return Err(anyhow::anyhow!("{e}")),
     };
     say!("boot: flash image {}", flash_path.display());
-    if let Some(why) = buoy.table_repaired() {
-        say!(
-            "boot: one partition table copy was damaged ({why}) and has been rewritten from the other"
-        );
-    }
-    if let Some(report) = buoy.mount_report() {
-        say!("boot: label store {}", MountSummary(report));
-    }
-    match buoy.model_problem() {
-        Some(why) => say!("boot: {why} (flash image {})", flash_path.display()),
-        None => say!(
-            "boot: model ok; {} classes, {} labelled examples in the store",
-            buoy.class_names().flatten().count(),
-            buoy.labelled_examples()
-        ),
-    }
-    say_raw!("{}", resources(&buoy, "boot: "));
+    let mut report = String::new();
+    // Writing into a String cannot fail.
+    let _ = buoy.boot_report(&mut report);
+    say_raw!("{report}");
 
     let console_rx: Option<Receiver<Request>> = match args.console.as_str() {
         "none" => None,
