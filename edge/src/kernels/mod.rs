@@ -10,8 +10,9 @@
 //! `reference` (host only) recomputes everything in the most obvious way;
 //! the tests demand bit-for-bit equality.
 //!
-//! Three conv kernels, all bit-exact: `conv3x3_portable` (every target,
-//! the one the microcontroller runs); on x86-64, `conv_avx2` (AVX2 found at
+//! The conv kernels, all bit-exact: `conv3x3_portable` (every target);
+//! on Cortex-M cores with the DSP extension, `conv_dsp` (`sxtb16` /
+//! `smlad`, chosen at compile time); on x86-64, `conv_avx2` (AVX2 found at
 //! run time: a GEMM-shaped direct kernel, and Winograd F(2x2, 3x3) in exact
 //! integer arithmetic for stride-1 layers) and, where that does not apply,
 //! the SSE2/AVX2 blocked kernel over `simd`.
@@ -181,8 +182,11 @@ const DOT_CHUNK: usize = 32;
 /// `vpdpbusd` kernel of `conv_vnni` where it covers the layer; else, with
 /// AVX2, the GEMM-style kernel of `conv_avx2` where it covers the layer;
 /// else the blocked SIMD kernel (`conv3x3_blocked`); none touches the patch
-/// (the scratch stays as the header states, unused). Every other target
-/// runs the portable `conv3x3_portable`. All are bit-exact.
+/// (the scratch stays as the header states, unused). On Cortex-M cores
+/// with the DSP extension (`thumbv7em`, `cfg(seaclr_dsp)` from
+/// `build.rs`) it runs the `smlad` kernel of `conv_dsp`, which widens the
+/// patches of 4 pixels into the scratch. Every other target runs the
+/// portable `conv3x3_portable`. All are bit-exact.
 pub fn conv3x3(
     layer: &Conv3x3<'_>,
     input: &[i8],

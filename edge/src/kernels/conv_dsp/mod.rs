@@ -13,13 +13,17 @@
 //! reordering) and one group of 4 weights times 4 pixels is
 //!
 //! ```text
-//! ldr w; sxtb16 a, w; sxtb16 b, w, ror #8; 4 word pairs (ldrd); 8 smlad
+//! ldr w; sxtb16 a, w; sxtb16 b, w, ror #8
+//! ldm 4 words; 4 smlad with a; ldm 4 words; 4 smlad with b
 //! ```
 //!
-//! 15 instructions for 16 multiply-adds. One output channel runs its whole
-//! weight row against the columns with its 4 sums in registers, then the
-//! next channel reuses the same columns, so the widening of the inputs is
-//! paid once per pixel for all output channels.
+//! 13 instructions for 16 multiply-adds (`ops::mac_blocks`, one `asm!`
+//! loop on the target, 4 groups per iteration). One output channel runs
+//! its whole weight row against the columns with its 4 sums in registers,
+//! then the next channel reuses the same columns, so the widening of the
+//! inputs is paid once per pixel for all output channels. The first layer
+//! (one input channel, 9 values per patch) has its own pass loop
+//! ([`first_layer`]).
 //!
 //! **Scratch.** The engine's scratch holds `9 * cin_max` values; where the
 //! columns of 4 whole patches do not fit (the wide layers), the patch
@@ -29,11 +33,11 @@
 //! **Exactness.** Every product is `(q - zp) * w` with `|q - zp| <= 255`,
 //! `|w| <= 128`, computed exactly in `smlad`; sums wrap modulo 2^32 like
 //! the reference's `i32` result (its `i64` sum cast with `as i32`), for any
-//! channel count. Requantization is the other kernels' [`multiply_by_quantized_multiplier`], then the
-//! same zero point and clamp as `requantize`.
-//! The instructions come from [`ops`]: inline `asm!` on the target, the
-//! same arithmetic in plain Rust on the host, where the tests run this
-//! code against the reference.
+//! channel count. Requantization is the other kernels'
+//! [`multiply_by_quantized_multiplier`], then the same zero point and
+//! clamp as `requantize`. The instructions come from [`ops`]: inline
+//! `asm!` on the target, the same arithmetic in plain Rust on the host,
+//! where the tests run this code against the reference.
 
 use super::{conv3x3_output_shape, multiply_by_quantized_multiplier};
 use ops::{BLOCK_GROUPS, mac_blocks, ssub16, step, sxtb16, sxtb16_ror8};

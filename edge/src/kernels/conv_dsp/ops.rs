@@ -1,17 +1,21 @@
-//! The four Armv7E-M DSP instructions the kernel is written in, each with
-//! the architecture's exact semantics (Arm ARM, DDI 0403E, A7.7):
+//! The Armv7E-M DSP instructions the kernel is written in, each with the
+//! architecture's exact semantics (Arm ARM, DDI 0403E, A7.7):
 //!
 //! - `sxtb16(x)`: bytes 0 and 2 of `x`, sign-extended to the two halfwords;
 //!   `sxtb16_ror8(x)`: the same of `x` rotated right by 8 (bytes 1 and 3);
 //! - `ssub16(x, y)`: halfword-wise `x - y`, each lane modulo 2^16;
 //! - `smlad(x, y, a)`: `x.lo * y.lo + x.hi * y.hi + a` on signed halfwords,
 //!   the sum modulo 2^32 (the instruction sets the sticky Q flag when it
-//!   overflows and writes the low 32 bits, nothing else; nothing reads Q).
+//!   overflows and writes the low 32 bits, nothing else; nothing reads Q);
+//!
+//! and the kernel's inner loop built from them, [`mac_blocks`].
 //!
 //! With the DSP extension (`cfg(seaclr_dsp)`, set by `build.rs` for
-//! `thumbv7em` targets) each is one instruction in inline `asm!`; anywhere
-//! else (the host tests) it is the plain Rust below, so the same kernel code
-//! runs, and is tested against the i32 reference, on both.
+//! `thumbv7em` targets) each instruction is one inline `asm!` and the loop
+//! one `asm!` block (`ldm` for the columns); anywhere else (the host
+//! tests) they are the plain Rust below, the loop being [`step`] per group,
+//! so the same kernel code runs, and is tested against the i32 reference,
+//! on both. The firmware's self-check runs the real instructions.
 
 use super::{GROUP_WORDS, PIXELS};
 
