@@ -192,7 +192,7 @@ impl fmt::Display for FileKind {
             Self::CharDevice => "a character device",
             Self::BlockDevice => "a block device",
             Self::Folder => "a folder",
-            Self::Other => "not a regular file",
+            Self::Other => "an unknown kind of file",
         })
     }
 }
@@ -228,7 +228,7 @@ pub enum SkipReason {
 impl fmt::Display for SkipReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::NotRegularFile(kind) => write!(f, "not a regular file ({kind}); not opened"),
+            Self::NotRegularFile(kind) => write!(f, "{kind}, not a regular file; not opened"),
             Self::UnreadableFolder(e) => write!(f, "cannot list folder: {e}"),
             Self::Unreadable(e) => write!(f, "cannot read: {e}"),
             Self::SymlinkLoop { target } => write!(

@@ -57,7 +57,8 @@ pub enum DataCommand {
         long_about = "Splits a labelled dataset into seen classes (the encoder trains on \
         them) and unseen classes (held out to judge few-shot transfer), then each class into \
         train/val/test. Output: CSV `path,label,group,subset`, paths relative to --root \
-        (default: PATH), rows sorted by path.\n\nDeterministic: the listing is sorted and every \
+        (default: PATH), rows sorted by path. File names keep their bytes: a byte that is not \
+        UTF-8 is written \\xHH and a backslash \\\\ (the loaders read them back).\n\nDeterministic: the listing is sorted and every \
         draw comes from a ChaCha8 RNG seeded with --seed, so the same data and arguments give \
         a byte-identical file. The split uses the file listing only (no decoding); unreadable \
         files are reported when the split is loaded."

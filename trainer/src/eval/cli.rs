@@ -24,7 +24,8 @@ pub struct EmbedArgs {
     /// Images: class folders, a flat folder, IFCB bins or a manifest CSV.
     #[arg(long)]
     pub data: PathBuf,
-    /// Output CSV: `path,label,e0,...`.
+    /// Output CSV: `path,label,e0,...` (paths escaped: a byte that is not UTF-8 as `\xHH`, a
+    /// backslash as `\\`; the file reads back as a manifest).
     #[arg(long)]
     pub out: PathBuf,
     /// Preprocessed image side.
