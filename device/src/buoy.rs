@@ -314,6 +314,9 @@ pub struct Buoy<'r, F: NorFlash> {
     window_unknown: u32,
     window_frames: u32,
     telemetry_sequence: u32,
+    /// Changes with the classes; the class table is due again when it does.
+    class_table_id: u32,
+    class_table_due: bool,
     last_ms: Option<u64>,
     fps: f32,
 }
@@ -388,6 +391,8 @@ impl<'r, F: NorFlash> Buoy<'r, F> {
             window_unknown: 0,
             window_frames: 0,
             telemetry_sequence: 0,
+            class_table_id: 0,
+            class_table_due: true,
             last_ms: None,
             fps: 0.0,
         })
@@ -442,7 +447,7 @@ impl<'r, F: NorFlash> Buoy<'r, F> {
 
     /// Class names by index (a forgotten class's slot is `None`), up to the
     /// last class in use.
-    pub fn class_names(&self) -> impl Iterator<Item = Option<&str>> + '_ {
+    pub fn class_names(&self) -> impl Iterator<Item = Option<&str>> + Clone + '_ {
         let head = &self.ram.head;
         let last = (0..MAX_CLASSES)
             .rev()
@@ -676,6 +681,35 @@ impl<'r, F: NorFlash> Buoy<'r, F> {
         WindowReport { message, bytes }
     }
 
+    /// The class table as telemetry parts (`emit` gets each, at most one SBD
+    /// message), when it is due: after boot and after every class change.
+    /// A board sends it before the next counts message, so the names
+    /// travel with the counts. Returns the parts emitted (0: not due, or no
+    /// model).
+    pub fn class_table_update(&mut self, emit: impl FnMut(&[u8])) -> usize {
+        let Some(model_id) = self.engine().map(|e| e.header().payload_crc32) else {
+            return 0;
+        };
+        if !self.class_table_due {
+            return 0;
+        }
+        self.class_table_due = false;
+        // Cannot fail: at most 64 classes of at most 32 bytes (the head's limits).
+        seaclr_shared::telemetry::encode_class_table(
+            self.config.buoy_id,
+            model_id,
+            self.class_table_id,
+            self.class_names(),
+            emit,
+        )
+        .unwrap_or(0)
+    }
+
+    fn classes_changed(&mut self) {
+        self.class_table_id = self.class_table_id.wrapping_add(1);
+        self.class_table_due = true;
+    }
+
     /// Closes the current window and returns its report.
     pub fn close_window(&mut self) -> WindowReport {
         let report = self.telemetry();
@@ -755,7 +789,10 @@ impl<'r, F: NorFlash> Buoy<'r, F> {
                     Err(e) => fail!("{e}"),
                 };
                 match store.add_class(&mut ram.head, name) {
-                    Ok(c) => writeln!(out, "ok class '{name}' added as #{}", c.0),
+                    Ok(c) => {
+                        self.classes_changed();
+                        writeln!(out, "ok class '{name}' added as #{}", c.0)
+                    }
                     Err(e) => fail!("{e}"),
                 }
             }
@@ -854,6 +891,7 @@ impl<'r, F: NorFlash> Buoy<'r, F> {
                 if let Err(e) = store.forget_class(&mut ram.head, class) {
                     fail!("{e}");
                 }
+                self.classes_changed();
                 self.session_labels.retain(|l| l.class != class);
                 writeln!(
                     out,

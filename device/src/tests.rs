@@ -403,6 +403,15 @@ fn counts_and_telemetry_follow_the_classifications() {
             counts.contains("disk=2") && counts.contains("unknown=0"),
             "{counts}"
         );
+        // The class table travels before the counts: due after boot and
+        // after the class changes, then not again until the next change.
+        let mut parts = Vec::new();
+        assert_eq!(b.class_table_update(|p| parts.push(p.to_vec())), 1);
+        let part = seaclr_shared::telemetry::ClassTablePart::decode(&parts[0]).unwrap();
+        assert_eq!(part.names().collect::<Vec<_>>(), ["disk", "cross"]);
+        assert_eq!(b.class_table_update(|_| ()), 0);
+        assert!(reply(b, "forget class cross").starts_with("ok"));
+        assert_eq!(b.class_table_update(|_| ()), 1);
         let tele = reply(b, "telemetry");
         assert!(tele.starts_with("ok telemetry"), "{tele}");
         let status = reply(b, "status");

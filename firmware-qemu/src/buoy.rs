@@ -267,6 +267,13 @@ pub fn run(flash_path: &str, frames_path: &str, script_path: Option<&str>, timer
         spread.add(t.instructions_to(timer.now()));
         println!("{result}");
         if let Some(report) = closed {
+            buoy.class_table_update(|part| {
+                println!(
+                    "telemetry class table ({} bytes): {}",
+                    part.len(),
+                    Hex(part)
+                )
+            });
             println!(
                 "telemetry #{} ({} bytes): {}",
                 report.message.sequence,
@@ -288,6 +295,13 @@ pub fn run(flash_path: &str, frames_path: &str, script_path: Option<&str>, timer
             break;
         }
     }
+    buoy.class_table_update(|part| {
+        println!(
+            "telemetry class table ({} bytes): {}",
+            part.len(),
+            Hex(part)
+        )
+    });
     let last = buoy.close_window();
     println!(
         "telemetry #{} ({} bytes): {}",

@@ -695,6 +695,11 @@ fn run(args: RunArgs) -> Result<u8> {
             save_png(&screen, &args.out, result.number, &mut pngs);
         }
         if let Some(report) = closed {
+            buoy.class_table_update(|part| {
+                let hex = Hex(part).to_string();
+                say!("telemetry class table ({} bytes): {hex}", part.len());
+                telemetry_log.push(hex);
+            });
             let hex = Hex(&report.bytes).to_string();
             say!(
                 "telemetry #{} ({} bytes): {hex}",
@@ -736,6 +741,7 @@ fn run(args: RunArgs) -> Result<u8> {
         );
         return Ok(EXIT_POWER_CUT);
     }
+    buoy.class_table_update(|part| telemetry_log.push(Hex(part).to_string()));
     let last = buoy.close_window();
     telemetry_log.push(Hex(&last.bytes).to_string());
     let tele_path = args.out.join("telemetry.hex");

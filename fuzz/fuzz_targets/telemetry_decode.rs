@@ -8,7 +8,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use seaclr_shared::telemetry::{MAGIC, MAX_COUNT, SBD_MAX_BYTES, Telemetry};
+use seaclr_shared::telemetry::{
+    CLASS_TABLE_MAGIC, ClassTablePart, MAGIC, MAX_COUNT, SBD_MAX_BYTES, Telemetry,
+};
 
 const CRC16: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_IBM_3740);
 
@@ -25,8 +27,26 @@ fn check(bytes: &[u8]) {
     assert_eq!(Telemetry::decode(encoded).as_ref(), Ok(&msg));
 }
 
+/// A class-table part decodes or is refused; what decodes lists exactly
+/// `count` names of at most 32 bytes within `total`.
+fn check_table(bytes: &[u8]) {
+    if let Ok(part) = ClassTablePart::decode(bytes) {
+        assert_eq!(part.names().count(), usize::from(part.count));
+        assert!(part.names().all(|n| n.len() <= 32));
+        assert!(usize::from(part.first) + usize::from(part.count) <= usize::from(part.total));
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     check(data);
+    check_table(data);
+    let mut table = Vec::with_capacity(data.len() + 3);
+    table.push(CLASS_TABLE_MAGIC);
+    table.push(1);
+    table.extend_from_slice(data);
+    let crc = CRC16.checksum(&table);
+    table.extend_from_slice(&crc.to_le_bytes());
+    check_table(&table);
     let mut framed = Vec::with_capacity(data.len() + 3);
     framed.push(MAGIC);
     framed.extend_from_slice(data);

@@ -12,6 +12,13 @@
 //! the bound by encoding the largest possible message.
 //!
 //! Wire layout: `MAGIC (1 byte) | postcard(TelemetryBody) | CRC-16/IBM-3740 (2 bytes LE)`.
+//!
+//! Class names travel too, so a counts message decodes without anyone typing
+//! the names again: a buoy sends its class table ([`ClassTablePart`], magic
+//! [`CLASS_TABLE_MAGIC`]) at boot and whenever its classes change, before
+//! the next counts message, split into parts that each fit one SBD message.
+//! The decoder names the counts of a message with the latest table of the
+//! same buoy and model.
 
 use serde::de::{SeqAccess, Visitor};
 use serde::ser::SerializeSeq;
@@ -297,6 +304,161 @@ impl Telemetry {
     }
 }
 
+/// First byte of a class-table message.
+pub const CLASS_TABLE_MAGIC: u8 = 0xC2;
+/// Class-table format version.
+pub const CLASS_TABLE_VERSION: u8 = 1;
+/// Longest class name in a table (the device's limit).
+pub const MAX_CLASS_NAME: usize = 32;
+const TABLE_HEAD_LEN: usize = 15;
+
+/// One part of a buoy's class table: the names of classes
+/// `first .. first + count` of `total` (an empty name is a free slot).
+///
+/// Wire layout: `CLASS_TABLE_MAGIC | version u8 | buoy_id u16 LE | model_id
+/// u32 LE | table_id u32 LE | first u8 | total u8 | count u8 | (len u8,
+/// UTF-8 name)* | CRC-16/IBM-3740 (2 bytes LE)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClassTablePart<'b> {
+    /// Which buoy sent it.
+    pub buoy_id: u16,
+    /// The model the classes were labelled for.
+    pub model_id: u32,
+    /// Changes whenever the buoy's classes change.
+    pub table_id: u32,
+    /// Index of this part's first class.
+    pub first: u8,
+    /// Classes in the whole table.
+    pub total: u8,
+    /// Names in this part.
+    pub count: u8,
+    names: &'b [u8],
+}
+
+impl<'b> ClassTablePart<'b> {
+    /// This part's names, in class order.
+    pub fn names(&self) -> impl Iterator<Item = &'b str> + 'b {
+        let mut rest = self.names;
+        core::iter::from_fn(move || {
+            let (&len, tail) = rest.split_first()?;
+            let (name, tail) = tail.split_at(usize::from(len));
+            rest = tail;
+            // Checked by `decode`.
+            core::str::from_utf8(name).ok()
+        })
+    }
+
+    /// Decodes and checks one part (magic, CRC, version, the name list
+    /// exactly filling the body, names UTF-8 and at most
+    /// [`MAX_CLASS_NAME`] bytes, `first + count <= total <= MAX_CLASSES`).
+    pub fn decode(bytes: &'b [u8]) -> Result<Self, TelemetryError> {
+        if bytes.len() < TABLE_HEAD_LEN + 2 {
+            return Err(TelemetryError::TooShort(bytes.len()));
+        }
+        if bytes[0] != CLASS_TABLE_MAGIC {
+            return Err(TelemetryError::BadMagic(bytes[0]));
+        }
+        let (payload, crc_bytes) = bytes.split_at(bytes.len() - 2);
+        let stored = u16::from_le_bytes([crc_bytes[0], crc_bytes[1]]);
+        let computed = CRC16.checksum(payload);
+        if stored != computed {
+            return Err(TelemetryError::BadCrc { stored, computed });
+        }
+        if payload[1] != CLASS_TABLE_VERSION {
+            return Err(TelemetryError::UnsupportedVersion(payload[1]));
+        }
+        let u32_at = |i: usize| {
+            u32::from_le_bytes([payload[i], payload[i + 1], payload[i + 2], payload[i + 3]])
+        };
+        let part = Self {
+            buoy_id: u16::from_le_bytes([payload[2], payload[3]]),
+            model_id: u32_at(4),
+            table_id: u32_at(8),
+            first: payload[12],
+            total: payload[13],
+            count: payload[14],
+            names: &payload[TABLE_HEAD_LEN..],
+        };
+        if usize::from(part.total) > MAX_CLASSES
+            || usize::from(part.first) + usize::from(part.count) > usize::from(part.total)
+        {
+            return Err(TelemetryError::Malformed);
+        }
+        let mut rest = part.names;
+        for _ in 0..part.count {
+            let Some((&len, tail)) = rest.split_first() else {
+                return Err(TelemetryError::Malformed);
+            };
+            let len = usize::from(len);
+            if len > MAX_CLASS_NAME
+                || tail.len() < len
+                || core::str::from_utf8(&tail[..len]).is_err()
+            {
+                return Err(TelemetryError::Malformed);
+            }
+            rest = &tail[len..];
+        }
+        if !rest.is_empty() {
+            return Err(TelemetryError::TrailingBytes(rest.len()));
+        }
+        Ok(part)
+    }
+}
+
+/// Encodes a class table (`names[i]` names class `i`; `None` is a free
+/// slot) as parts of at most [`SBD_MAX_BYTES`], calling `emit` with each;
+/// returns the number of parts. Names longer than [`MAX_CLASS_NAME`] bytes
+/// or more than [`MAX_CLASSES`] classes are refused.
+pub fn encode_class_table<'n>(
+    buoy_id: u16,
+    model_id: u32,
+    table_id: u32,
+    names: impl Iterator<Item = Option<&'n str>> + Clone,
+    mut emit: impl FnMut(&[u8]),
+) -> Result<usize, TelemetryError> {
+    let total = names.clone().count();
+    if total > MAX_CLASSES {
+        return Err(TelemetryError::TooManyClasses(total));
+    }
+    if names.clone().flatten().any(|n| n.len() > MAX_CLASS_NAME) {
+        return Err(TelemetryError::Malformed);
+    }
+    let mut buf = [0u8; SBD_MAX_BYTES];
+    let mut names = names.peekable();
+    let (mut first, mut parts) = (0usize, 0usize);
+    // One part even for an empty table, so the decoder learns it is empty.
+    while parts == 0 || names.peek().is_some() {
+        buf[0] = CLASS_TABLE_MAGIC;
+        buf[1] = CLASS_TABLE_VERSION;
+        buf[2..4].copy_from_slice(&buoy_id.to_le_bytes());
+        buf[4..8].copy_from_slice(&model_id.to_le_bytes());
+        buf[8..12].copy_from_slice(&table_id.to_le_bytes());
+        let mut at = TABLE_HEAD_LEN;
+        let mut count = 0usize;
+        while let Some(name) = names.peek() {
+            let name = name.unwrap_or("");
+            if at + 1 + name.len() + 2 > SBD_MAX_BYTES {
+                break;
+            }
+            buf[at] = name.len() as u8;
+            buf[at + 1..at + 1 + name.len()].copy_from_slice(name.as_bytes());
+            at += 1 + name.len();
+            count += 1;
+            names.next();
+        }
+        // The casts cannot truncate: total <= MAX_CLASSES < 256.
+        buf[12] = first as u8;
+        buf[13] = total as u8;
+        buf[14] = count as u8;
+        let crc = CRC16.checksum(&buf[..at]);
+        buf[at..at + 2].copy_from_slice(&crc.to_le_bytes());
+        emit(&buf[..at + 2]);
+        first += count;
+        parts += 1;
+    }
+    Ok(parts)
+}
+
 /// Host-side helpers: read a message given as a file path or hex text and
 /// describe it for a person.
 #[cfg(any(test, feature = "std"))]
@@ -304,6 +466,7 @@ pub mod host {
     use super::Telemetry;
     use std::format;
     use std::string::String;
+    use std::vec;
     use std::vec::Vec;
 
     /// Parses hex text (whitespace, `0x` prefix and `:`/`-` separators allowed).
@@ -433,6 +596,7 @@ pub mod host {
                 });
             }
             let mut report = DecodeReport::default();
+            let mut tables = ClassTables::default();
             for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
                 let line_no = i + 1;
                 let decoded = core::str::from_utf8(line)
@@ -440,17 +604,29 @@ pub mod host {
                     .map(str::trim)
                     .and_then(|t| {
                         if t.is_empty() {
-                            return Ok(None);
+                            Ok(None)
+                        } else {
+                            parse_hex(t).map(Some)
                         }
-                        let msg_bytes = parse_hex(t)?;
-                        Telemetry::decode(&msg_bytes)
-                            .map(|msg| Some((msg, msg_bytes.len())))
-                            .map_err(|e| format!("not valid telemetry: {e}"))
                     });
-                match decoded {
-                    Ok(None) => {}
-                    Ok(Some((msg, len))) => {
-                        report.text.push_str(&describe(&msg, len, class_names));
+                let text = match decoded {
+                    Ok(None) => continue,
+                    Ok(Some(msg)) if msg.first() == Some(&super::CLASS_TABLE_MAGIC) => {
+                        super::ClassTablePart::decode(&msg)
+                            .map(|part| tables.add(&part))
+                            .map_err(|e| format!("not a valid class table: {e}"))
+                    }
+                    Ok(Some(msg)) => Telemetry::decode(&msg)
+                        .map(|m| {
+                            let names = tables.names_for(&m, class_names);
+                            describe(&m, msg.len(), &names)
+                        })
+                        .map_err(|e| format!("not valid telemetry: {e}")),
+                    Err(e) => Err(e),
+                };
+                match text {
+                    Ok(text) => {
+                        report.text.push_str(&text);
                         report.messages += 1;
                     }
                     Err(reason) => report.bad_lines.push(BadLine {
@@ -478,6 +654,70 @@ pub mod host {
         })
     }
 
+    /// The class tables seen so far in a file, per buoy and model.
+    #[derive(Default)]
+    struct ClassTables {
+        tables: Vec<(u16, u32, u32, Vec<String>)>,
+    }
+
+    impl ClassTables {
+        /// Takes one part in (a new table id starts a new table); says what it held.
+        fn add(&mut self, part: &super::ClassTablePart<'_>) -> String {
+            let key =
+                |t: &&mut (u16, u32, u32, Vec<String>)| t.0 == part.buoy_id && t.1 == part.model_id;
+            let fresh = (
+                part.buoy_id,
+                part.model_id,
+                part.table_id,
+                vec![String::new(); usize::from(part.total)],
+            );
+            let table = match self.tables.iter_mut().find(key) {
+                Some(t) if t.2 == part.table_id && t.3.len() == usize::from(part.total) => t,
+                Some(t) => {
+                    *t = fresh;
+                    t
+                }
+                None => {
+                    self.tables.push(fresh);
+                    self.tables.last_mut().expect("just pushed")
+                }
+            };
+            for (slot, name) in table.3[usize::from(part.first)..]
+                .iter_mut()
+                .zip(part.names())
+            {
+                *slot = name.into();
+            }
+            let listed: Vec<&str> = part
+                .names()
+                .map(|n| if n.is_empty() { "(free)" } else { n })
+                .collect();
+            format!(
+                "class table #{} from buoy {} (model {:08x}): classes {}..{} of {}: {}\n",
+                part.table_id,
+                part.buoy_id,
+                part.model_id,
+                part.first,
+                usize::from(part.first) + usize::from(part.count),
+                part.total,
+                listed.join(", ")
+            )
+        }
+
+        /// The names for a counts message: `given` when not empty, else the
+        /// latest table of its buoy and model (or none).
+        fn names_for(&self, msg: &Telemetry, given: &[String]) -> Vec<String> {
+            if !given.is_empty() {
+                return given.to_vec();
+            }
+            self.tables
+                .iter()
+                .find(|t| t.0 == msg.buoy_id && t.1 == msg.model_id)
+                .map(|t| t.3.clone())
+                .unwrap_or_default()
+        }
+    }
+
     /// Largest telemetry file read (a day of hourly messages is a few KiB).
     pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -496,6 +736,99 @@ pub mod host {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn class_tables_round_trip_in_parts_and_name_the_counts() {
+        let long = "n".repeat(32);
+        let names: std::vec::Vec<Option<&str>> = (0..64)
+            .map(|i| if i == 3 { None } else { Some(long.as_str()) })
+            .collect();
+        let mut parts: std::vec::Vec<std::vec::Vec<u8>> = std::vec::Vec::new();
+        let n =
+            encode_class_table(7, 3, 9, names.iter().copied(), |p| parts.push(p.to_vec())).unwrap();
+        assert_eq!(n, parts.len());
+        assert!(n > 1 && parts.iter().all(|p| p.len() <= SBD_MAX_BYTES));
+        let mut seen = 0;
+        for p in &parts {
+            let part = ClassTablePart::decode(p).unwrap();
+            assert_eq!(
+                (part.buoy_id, part.model_id, part.table_id, part.total),
+                (7, 3, 9, 64)
+            );
+            assert_eq!(usize::from(part.first), seen);
+            for (i, name) in part.names().enumerate() {
+                assert_eq!(name, names[seen + i].unwrap_or(""));
+            }
+            seen += usize::from(part.count);
+        }
+        assert_eq!(seen, 64);
+        // Every flipped bit and every truncation is refused.
+        let p = &parts[0];
+        for bit in 0..p.len() * 8 {
+            let mut bad = p.clone();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert!(ClassTablePart::decode(&bad).is_err(), "bit {bit}");
+        }
+        for cut in 0..p.len() {
+            assert!(ClassTablePart::decode(&p[..cut]).is_err(), "cut {cut}");
+        }
+        // An empty table is one part; too many classes or a long name are refused.
+        let mut empty = 0;
+        assert_eq!(
+            encode_class_table(1, 1, 1, core::iter::empty(), |_| empty += 1),
+            Ok(1)
+        );
+        let too_long = "x".repeat(33);
+        assert!(
+            encode_class_table(1, 1, 1, [Some(too_long.as_str())].into_iter(), |_| ()).is_err()
+        );
+        assert!(encode_class_table(1, 1, 1, (0..101).map(|_| Some("a")), |_| ()).is_err());
+    }
+
+    #[test]
+    fn a_telemetry_file_names_its_counts_from_the_class_table_it_carries() {
+        let dir =
+            std::env::temp_dir().join(std::format!("seaclr-tele-table-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut lines = std::vec::Vec::new();
+        let hex = |b: &[u8]| {
+            b.iter()
+                .map(|x| std::format!("{x:02x}"))
+                .collect::<std::string::String>()
+        };
+        encode_class_table(
+            7,
+            3,
+            1,
+            [Some("copepod"), Some("diatom")].into_iter(),
+            |p| lines.push(hex(p)),
+        )
+        .unwrap();
+        let mut buf = [0u8; SBD_MAX_BYTES];
+        let msg = sample(&[4, 2]);
+        lines.push(hex(msg.encode(&mut buf).unwrap()));
+        let path = dir.join("telemetry.hex");
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let report = host::decode_report(path.to_str().unwrap(), &[]).unwrap();
+        assert!(report.bad_lines.is_empty(), "{:?}", report.bad_lines);
+        assert!(
+            report.text.contains("class table #1 from buoy 7"),
+            "{}",
+            report.text
+        );
+        assert!(
+            report.text.contains("copepod") && report.text.contains("diatom                   2"),
+            "{}",
+            report.text
+        );
+        // Names given on the command line win.
+        let given = [
+            std::string::String::from("a"),
+            std::string::String::from("b"),
+        ];
+        let report = host::decode_report(path.to_str().unwrap(), &given).unwrap();
+        assert!(report.text.contains("class   0 a"), "{}", report.text);
+    }
 
     fn sample(counts: &[u32]) -> Telemetry {
         Telemetry {
