@@ -11,7 +11,7 @@
 //! +-40 int8 steps, so quantization keeps the differences between images.
 
 use seaclr_edge::engine::Engine;
-use seaclr_shared::blob::write::{ModelInfo, OwnedLayer, OwnedRequant, write_owned};
+use seaclr_shared::blob::write::{self, ModelInfo, OwnedLayer, OwnedRequant, write_owned};
 use seaclr_shared::blob::{BlobError, PREPROCESS_ID};
 use seaclr_shared::labels::EMBEDDING_DIM;
 
@@ -30,27 +30,10 @@ impl SplitMix {
     }
 }
 
-/// `m` as a Q31 multiplier and shift (m = q * 2^shift / 2^31, q in [2^30, 2^31)).
+/// `m` as a Q31 multiplier and shift; this model's multipliers are all
+/// small and positive, so the rare refusal becomes a zero multiplier.
 fn quantize_multiplier(m: f64) -> (i32, i8) {
-    if m <= 0.0 {
-        return (0, 0);
-    }
-    let mut shift = 0i32;
-    let mut f = m;
-    while f >= 1.0 {
-        f /= 2.0;
-        shift += 1;
-    }
-    while f < 0.5 {
-        f *= 2.0;
-        shift -= 1;
-    }
-    let mut q = (f * (1u64 << 31) as f64).round() as i64;
-    if q == 1 << 31 {
-        q /= 2;
-        shift += 1;
-    }
-    (q as i32, shift.clamp(-31, 30) as i8)
+    write::quantize_multiplier(m).unwrap_or((0, 0))
 }
 
 fn requant(input_zp: i8, output_zp: i8, min: i8, multipliers: &[f64]) -> OwnedRequant {

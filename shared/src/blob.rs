@@ -899,6 +899,63 @@ pub mod write {
     use super::*;
     use std::vec::Vec;
 
+    /// Why a real multiplier has no Q31 form.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    pub enum MultiplierError {
+        /// NaN, infinite or negative.
+        NotFiniteNonNegative(f64),
+        /// Needs a left shift above 30.
+        TooLarge(f64),
+    }
+
+    impl core::fmt::Display for MultiplierError {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            match self {
+                Self::NotFiniteNonNegative(m) => {
+                    write!(f, "multiplier {m} is not a finite non-negative number")
+                }
+                Self::TooLarge(m) => write!(f, "multiplier {m} is too large to requantize"),
+            }
+        }
+    }
+
+    /// A real multiplier as a Q31 integer `q` in `[2^30, 2^31)` and a
+    /// power-of-two shift (frexp): `real = q * 2^shift / 2^31`, the form the
+    /// device's `multiply_by_quantized_multiplier` applies. Multipliers
+    /// below one step of the Q31 range after the largest right shift
+    /// become `(0, 0)`.
+    pub fn quantize_multiplier(real: f64) -> Result<(i32, i8), MultiplierError> {
+        if !real.is_finite() || real < 0.0 {
+            return Err(MultiplierError::NotFiniteNonNegative(real));
+        }
+        if real == 0.0 {
+            return Ok((0, 0));
+        }
+        // real = m * 2^e with m in [0.5, 1)
+        let mut e = real.log2().floor() as i32 + 1;
+        let mut m = real / 2f64.powi(e);
+        while m >= 1.0 {
+            m /= 2.0;
+            e += 1;
+        }
+        while m < 0.5 {
+            m *= 2.0;
+            e -= 1;
+        }
+        let mut q = (m * (1u64 << 31) as f64).round() as i64;
+        if q == 1i64 << 31 {
+            q /= 2;
+            e += 1;
+        }
+        if e < -31 {
+            return Ok((0, 0));
+        }
+        if e > 30 {
+            return Err(MultiplierError::TooLarge(real));
+        }
+        Ok((q as i32, e as i8))
+    }
+
     /// Encodes `i32` values little-endian, the layout [`LeI32s`] reads.
     pub fn le_i32_bytes(values: &[i32]) -> Vec<u8> {
         values.iter().flat_map(|v| v.to_le_bytes()).collect()

@@ -105,40 +105,10 @@ impl ActQuant {
 }
 
 /// A real multiplier as a Q31 integer and a power-of-two shift (frexp), the
-/// form the device's `multiply_by_quantized_multiplier` applies.
+/// form the device's `multiply_by_quantized_multiplier` applies (the blob
+/// writer's own, shared with the buoy simulator's random model).
 pub fn quantize_multiplier(real: f64) -> Result<(i32, i8)> {
-    ensure!(
-        real.is_finite() && real >= 0.0,
-        "multiplier {real} is not a finite non-negative number"
-    );
-    if real == 0.0 {
-        return Ok((0, 0));
-    }
-    // real = m * 2^e with m in [0.5, 1)
-    let mut e = real.log2().floor() as i32 + 1;
-    let mut m = real / 2f64.powi(e);
-    while m >= 1.0 {
-        m /= 2.0;
-        e += 1;
-    }
-    while m < 0.5 {
-        m *= 2.0;
-        e -= 1;
-    }
-    let mut q = (m * (1u64 << 31) as f64).round() as i64;
-    if q == 1i64 << 31 {
-        q /= 2;
-        e += 1;
-    }
-    if e < -31 {
-        // Smaller than one step of the Q31 range after the largest right shift.
-        return Ok((0, 0));
-    }
-    ensure!(
-        e <= 30,
-        "multiplier {real} is too large to requantize (2^{e})"
-    );
-    Ok((q as i32, e as i8))
+    seaclr_shared::blob::write::quantize_multiplier(real).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// Float activations of every layer output for one image, plus shapes.
