@@ -293,7 +293,8 @@ enum Model<'r> {
 /// The label side: mounted only when a model is usable.
 enum Labels<F: NorFlash> {
     Mounted(Store<F>, MountReport),
-    Unmounted(#[allow(dead_code)] F),
+    /// Held, never written: without a model no label update is accepted.
+    Unmounted { _flash: F },
 }
 
 /// The firmware state.
@@ -372,7 +373,7 @@ impl<'r, F: NorFlash> Buoy<'r, F> {
                     LabelStore::mount_or_format(region, &mut ram.head).map_err(BootError::Store)?;
                 Labels::Mounted(store, report)
             }
-            Model::Off(_) => Labels::Unmounted(flash),
+            Model::Off(_) => Labels::Unmounted { _flash: flash },
         };
         Ok(Self {
             config,
@@ -428,7 +429,7 @@ impl<'r, F: NorFlash> Buoy<'r, F> {
     pub fn mount_report(&self) -> Option<MountReport> {
         match &self.labels {
             Labels::Mounted(_, r) => Some(*r),
-            Labels::Unmounted(_) => None,
+            Labels::Unmounted { .. } => None,
         }
     }
 
@@ -436,7 +437,7 @@ impl<'r, F: NorFlash> Buoy<'r, F> {
     pub fn store_usage(&self) -> Option<Usage> {
         match &self.labels {
             Labels::Mounted(s, _) => Some(s.usage()),
-            Labels::Unmounted(_) => None,
+            Labels::Unmounted { .. } => None,
         }
     }
 
@@ -766,7 +767,7 @@ impl<'r, F: NorFlash> Buoy<'r, F> {
     fn store(&mut self) -> Result<(&mut Store<F>, &mut DeviceRam), &'static str> {
         match &mut self.labels {
             Labels::Mounted(store, _) => Ok((store, &mut *self.ram)),
-            Labels::Unmounted(_) => Err(
+            Labels::Unmounted { .. } => Err(
                 "no usable model, label updates are refused (the label store is left untouched)",
             ),
         }
