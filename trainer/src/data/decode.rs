@@ -14,9 +14,7 @@
 //! images smaller than [`MIN_IMAGE_SIDE`] are refused as carrying no shape.
 //! The limits are [`seaclr_shared::walk`]'s, shared with the buoy.
 
-use std::io::Cursor;
-
-use image::{GrayImage, ImageReader, Limits};
+use image::GrayImage;
 use seaclr_shared::preprocess::{OriginalSize, preprocess_gray};
 
 pub use seaclr_shared::walk::{
@@ -24,34 +22,11 @@ pub use seaclr_shared::walk::{
 };
 
 /// Decodes an encoded image (any enabled format: JPEG, PNG, TIFF, BMP) to an
-/// 8-bit gray image, with the limits of this module. The error is a short
+/// 8-bit gray image, with the shared limits: the decoder the buoy simulator
+/// uses too ([`seaclr_shared::decode::decode_gray`]). The error is a short
 /// human-readable reason.
 pub fn decode_luma(bytes: &[u8]) -> Result<GrayImage, String> {
-    if bytes.is_empty() {
-        return Err("empty file (0 bytes)".into());
-    }
-    let mut reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| format!("cannot read: {e}"))?;
-    if reader.format().is_none() {
-        return Err("not a recognised image format (content is not JPEG/PNG/TIFF/BMP)".into());
-    }
-    // The header's size first: a 20000 x 20000 image is refused with the
-    // shared reason before the decoder allocates anything.
-    if let Ok((width, height)) = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|_| ())
-        .and_then(|r| r.into_dimensions().map_err(|_| ()))
-    {
-        check_dimensions(width, height)?;
-    }
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_IMAGE_SIDE);
-    limits.max_image_height = Some(MAX_IMAGE_SIDE);
-    limits.max_alloc = Some(MAX_DECODE_ALLOC);
-    reader.limits(limits);
-    let image = reader.decode().map_err(|e| format!("cannot decode: {e}"))?;
-    Ok(image.to_luma8())
+    seaclr_shared::decode::decode_gray(bytes)
 }
 
 /// Checks the size rules that apply to every source (files and IFCB ROIs,
@@ -89,6 +64,7 @@ pub fn preprocess_encoded(bytes: &[u8], size: usize) -> Result<(Vec<u8>, Origina
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Cursor;
 
     fn encode(img: &image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
         let mut buf = Cursor::new(Vec::new());
