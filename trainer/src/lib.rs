@@ -9,5 +9,6 @@ pub mod embedder;
 pub mod eval;
 pub mod fewshot;
 pub mod float_encoder;
+pub mod interop;
 pub mod quant;
 pub mod simclr;
