@@ -696,3 +696,87 @@ fn onnx_float_matches_the_reference_forward_pass_in_onnxruntime() {
         "the transposition bug went unnoticed: {bug_rel} {bug_cos}"
     );
 }
+
+// ----- command line -----
+
+#[derive(clap::Parser)]
+struct TestCli {
+    #[command(subcommand)]
+    cmd: TestCmd,
+}
+
+#[derive(clap::Subcommand)]
+enum TestCmd {
+    Export(cli::ModelExportArgs),
+    #[command(subcommand)]
+    Ecotaxa(cli::EcotaxaCommand),
+    Embed {
+        #[command(flatten)]
+        embed: crate::eval::cli::EmbedArgs,
+        #[command(flatten)]
+        format: cli::EmbedFormatArgs,
+    },
+}
+
+#[test]
+fn command_line_definitions_parse() {
+    use clap::{CommandFactory, Parser};
+    TestCli::command().debug_assert();
+    let p = |args: &str| TestCli::try_parse_from(args.split(' '));
+    assert!(p("t export --model m.seaclr --out m.onnx --float ckpt --json").is_ok());
+    assert!(p("t export --model m.seaclr --out m.onnx --float-out f.onnx").is_err());
+    assert!(p("t ecotaxa import --tsv a.tsv --manifest m.csv").is_ok());
+    assert!(
+        p("t ecotaxa import --tsv a.tsv --out labels.bin").is_err(),
+        "--out needs --model"
+    );
+    assert!(
+        p("t ecotaxa export --model m --data d --out o.tsv --store s --k 1 --embeddings").is_ok()
+    );
+    assert!(p("t ecotaxa export --model m --data d --out o.tsv --store s --train t").is_err());
+    assert!(
+        p("t ecotaxa export --model m --data d --out o.tsv --k 3").is_err(),
+        "--k needs --store"
+    );
+    match p("t embed --model m --data d --out e.npy --format npy --dtype i8")
+        .unwrap()
+        .cmd
+    {
+        TestCmd::Embed { format, .. } => {
+            assert_eq!(
+                (format.format, format.dtype),
+                (cli::EmbedFormat::Npy, NpyDtype::I8)
+            )
+        }
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn embed_npy_writes_the_array_and_its_ids() {
+    if !have_demo_data() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("flowcam.npy");
+    let report = embed_npy(MODEL, Path::new(FLOWCAM), &out, 64, NpyDtype::I8).unwrap();
+    let a = npy::read(&out).unwrap();
+    assert_eq!(a.shape, [report.shape[0], 128]);
+    assert_eq!(a.dtype, npy::Dtype::I8);
+    let ids = std::fs::read_to_string(npy::ids_path(&out)).unwrap();
+    assert_eq!(ids.lines().count(), report.shape[0] + 1);
+    assert!(ids.starts_with("path,label\n"));
+    // The int8 rows are the centred engine output, as the device stores it.
+    let loaded = crate::data::load(Path::new(FLOWCAM), 64).unwrap();
+    let embedder = Int8Embedder::open(Path::new(MODEL)).unwrap();
+    let first = embedder
+        .embed_centred(&[loaded.records[0].pixels.as_slice()])
+        .unwrap();
+    assert_eq!(a.to_i8().unwrap()[..128], first[0][..]);
+    assert!(
+        ids.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with(&loaded.records[0].id)
+    );
+}
