@@ -7,7 +7,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use seaclr_device::buoy::{BootError, Config, FrameResult, Hex};
+use seaclr_device::buoy::{BootError, Config, FrameResult, Hex, Outcome};
 use seaclr_firmware_sim::console::{self, Request};
 use seaclr_firmware_sim::display::{Framebuffer, HEIGHT, WIDTH};
 use seaclr_firmware_sim::flash_file::{FlashFile, Layout};
@@ -646,7 +646,17 @@ fn run(args: RunArgs) -> Result<u8> {
             std::thread::sleep(wait);
             return;
         };
-        let mut first = rx.recv_timeout(wait).ok();
+        let started = Instant::now();
+        let mut first = match rx.recv_timeout(wait) {
+            Ok(req) => Some(req),
+            // The console's input has ended (stdin closed): still wait, so
+            // a watched folder's idle time is time, not a busy loop.
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                std::thread::sleep(wait.saturating_sub(started.elapsed()));
+                None
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+        };
         while let Some(req) = first.take().or_else(|| rx.try_recv().ok()) {
             if !req.client_connected() {
                 continue;
@@ -758,6 +768,17 @@ fn run(args: RunArgs) -> Result<u8> {
         .iter()
         .filter(|(r, _)| r.classification().is_some_and(|c| c.unknown))
         .count();
+    // Frames the device itself refused (too big for the camera buffer,
+    // preprocessing failed), as opposed to files that could not be read.
+    let refused = results
+        .iter()
+        .filter(|(r, _)| {
+            matches!(
+                r.outcome,
+                Outcome::BadSize | Outcome::Preprocess(_) | Outcome::Encode(_)
+            )
+        })
+        .count();
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     for (r, _) in &classified {
         if r.classification().is_some_and(|c| !c.unknown) {
@@ -769,7 +790,7 @@ fn run(args: RunArgs) -> Result<u8> {
     say!();
     say!("== summary ==");
     say!(
-        "frames: {} ({} classified, {} unknown, {skipped} unreadable skipped) in {:.1} s",
+        "frames: {} ({} classified, {} unknown, {skipped} unreadable skipped, {refused} refused by the device) in {:.1} s",
         results.len(),
         classified.len(),
         unknown,
@@ -839,6 +860,7 @@ fn run(args: RunArgs) -> Result<u8> {
             "classified": classified.len(),
             "unknown": unknown,
             "unreadable_skipped": skipped,
+            "refused_by_device": refused,
             "seconds": started.elapsed().as_secs_f64(),
             "model_problem": buoy.model_problem().map(|p| p.to_string()),
             "counts": counts,

@@ -242,3 +242,25 @@ fn the_summary_is_one_json_object_on_stdout_with_json() {
     // The progress lines went to stderr.
     assert!(String::from_utf8_lossy(&run.stderr).contains("== summary =="));
 }
+
+#[test]
+fn a_watch_with_stdin_at_its_end_still_waits_its_idle_time() {
+    let dir = tmp("watch-stdin");
+    let watched = dir.join("watched");
+    std::fs::create_dir_all(&watched).unwrap();
+    let started = Instant::now();
+    let out = buoy()
+        .args(["run", "--watch", "--idle-s", "2", "--console", "stdin", "--data"])
+        .arg(&watched)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        started.elapsed() >= Duration::from_millis(1800),
+        "ended after {:?}",
+        started.elapsed()
+    );
+}
