@@ -780,3 +780,59 @@ fn embed_npy_writes_the_array_and_its_ids() {
             .starts_with(&loaded.records[0].id)
     );
 }
+
+#[test]
+fn onnx_float_of_the_committed_checkpoint_matches_burn_in_onnxruntime() {
+    let ckpt = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/seaclr-s");
+    if !have_demo_data() || !Path::new(ckpt).is_dir() || !onnxruntime_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (int8_path, float_path) = (dir.path().join("m.onnx"), dir.path().join("m.float.onnx"));
+    let report = export_onnx(
+        Path::new(MODEL),
+        &int8_path,
+        Some((Path::new(ckpt), float_path.as_path())),
+    )
+    .unwrap();
+    assert_eq!(report.files.len(), 2);
+    let burn = crate::embedder::load_embedder(Path::new(ckpt)).unwrap();
+    let size = burn.input_size();
+    let loaded = crate::data::load(Path::new(FLOWCAM), size).unwrap();
+    let pixels: Vec<&[u8]> = loaded
+        .records
+        .iter()
+        .step_by(3)
+        .map(|r| r.pixels.as_slice())
+        .collect();
+    let reference = burn.embed(&pixels).unwrap();
+    let x: Vec<f32> = pixels
+        .iter()
+        .flat_map(|p| p.iter().map(|&v| crate::float_encoder::pixel_to_input(v)))
+        .collect();
+    let outs = run_onnxruntime(
+        dir.path(),
+        &x,
+        &[pixels.len(), 1, size, size],
+        &[("float", std::fs::read(&float_path).unwrap())],
+    );
+    let dim = reference[0].len();
+    let (mut min_cos, mut max_rel) = (1f64, 0f64);
+    for (k, r) in reference.iter().enumerate() {
+        let got = &outs[0][k * dim..(k + 1) * dim];
+        min_cos = min_cos.min(crate::quant::cosine(got, r));
+        let norm = r.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+        let diff = got
+            .iter()
+            .zip(r)
+            .map(|(a, b)| (*a as f64 - *b as f64).abs())
+            .fold(0.0, f64::max);
+        max_rel = max_rel.max(diff / norm.max(1e-12));
+    }
+    eprintln!(
+        "float ONNX of models/seaclr-s vs burn, {} FlowCam images: min cosine {min_cos:.7}, \
+         max |diff| / |embedding| {max_rel:.2e}",
+        pixels.len()
+    );
+    assert!(min_cos > 0.9999 && max_rel < 1e-3, "{min_cos} {max_rel}");
+}
