@@ -216,6 +216,11 @@ pub enum SkipReason {
         /// The path it was listed under.
         first: PathBuf,
     },
+    /// A folder deeper than the walk goes (`WalkOptions::max_depth`).
+    TooDeep {
+        /// The depth limit.
+        max_depth: usize,
+    },
     /// A file larger than the limit.
     TooLarge {
         /// File size.
@@ -230,6 +235,10 @@ impl fmt::Display for SkipReason {
         match self {
             Self::NotRegularFile(kind) => write!(f, "{kind}, not a regular file; not opened"),
             Self::UnreadableFolder(e) => write!(f, "cannot list folder: {e}"),
+            Self::TooDeep { max_depth } => write!(
+                f,
+                "folder more than {max_depth} levels below the root; not read"
+            ),
             Self::Unreadable(e) => write!(f, "cannot read: {e}"),
             Self::SymlinkLoop { target } => write!(
                 f,
@@ -372,9 +381,7 @@ impl Walker<'_> {
                 }
             };
             if meta.is_dir() {
-                if depth < self.options.max_depth {
-                    self.enter(&path, &meta, depth + 1);
-                }
+                self.enter(&path, &meta, depth + 1);
             } else if accepted {
                 if meta.is_file() {
                     self.out.files.push(path);
@@ -412,6 +419,17 @@ impl Walker<'_> {
             self.out.skipped.push(Skipped {
                 path: dir.to_path_buf(),
                 reason,
+            });
+            return;
+        }
+        if depth > self.options.max_depth {
+            // Named, not silently dropped: a folder below the layout may
+            // hold images someone expected to be read.
+            self.out.skipped.push(Skipped {
+                path: dir.to_path_buf(),
+                reason: SkipReason::TooDeep {
+                    max_depth: self.options.max_depth,
+                },
             });
             return;
         }
@@ -637,6 +655,10 @@ mod tests {
             names(&root, &w.files),
             ["a/x.tif", "b/1.JPG", "b/2.png", "top.jpeg"]
         );
+        // The folder below the depth limit is named, not silently dropped.
+        assert_eq!(w.skipped.len(), 1, "{:?}", w.skipped);
+        assert_eq!(w.skipped[0].path, root.join("a/deep"));
+        assert_eq!(w.skipped[0].reason, SkipReason::TooDeep { max_depth: 2 });
         let with_hidden = WalkOptions {
             skip_hidden: false,
             ..WalkOptions::default()
@@ -684,6 +706,19 @@ mod tests {
             SkipReason::SymlinkLoop { .. }
         ));
         assert!(reasons[1].contains("symbolic link loop"), "{reasons:?}");
+        // At the host's class-folder depth the loops lie at the depth limit:
+        // still reported as loops, not silently dropped.
+        let layout = WalkOptions {
+            max_depth: 2,
+            ..WalkOptions::default()
+        };
+        let w = walk(&root, &is_image_path, &layout).unwrap();
+        let loops = w
+            .skipped
+            .iter()
+            .filter(|s| matches!(s.reason, SkipReason::SymlinkLoop { .. }))
+            .count();
+        assert_eq!(loops, 2, "{:?}", w.skipped);
         fs::remove_dir_all(&root).unwrap();
     }
 
