@@ -73,7 +73,9 @@ pub fn index_bin(adc_path: &Path) -> Result<BinIndex> {
     // Text files are read only if regular (a FIFO would block) and bounded.
     let read_text = |path: &Path| -> Result<String, String> {
         let bytes = read_regular_file(path, MAX_TEXT_BYTES).map_err(|e| e.to_string())?;
-        String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
+        // A row that is not UTF-8 fails to parse and is skipped on its own
+        // (as the buoy does), instead of losing the whole bin.
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
     };
     let adc = read_text(adc_path)
         .map_err(|e| anyhow::anyhow!("{}: cannot read ADC file: {e}", escape_path(adc_path)))?;

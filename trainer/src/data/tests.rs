@@ -153,6 +153,21 @@ fn ifcb_row_past_end_of_roi_is_skipped() {
 }
 
 #[test]
+fn a_non_utf8_adc_row_is_skipped_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let row = |w: u32, h: u32, s: u32| format!("1,0,0,0,0,0,0,0,0,0,0,{w},{h},{s},0,\n");
+    let mut adc = row(4, 3, 1).into_bytes();
+    adc.extend_from_slice(b"\xff\xfe garbage\n");
+    adc.extend_from_slice(row(2, 2, 13).as_bytes());
+    fs::write(dir.path().join("b.adc"), adc).unwrap();
+    fs::write(dir.path().join("b.roi"), vec![0u8; 20]).unwrap();
+    let loaded = load(dir.path(), 8).unwrap();
+    assert_eq!(loaded.records.len(), 2, "{:?}", loaded.skipped);
+    assert_eq!(loaded.skipped.len(), 1, "{:?}", loaded.skipped);
+    assert!(loaded.skipped[0].path.ends_with("b.roi#2"));
+}
+
+#[test]
 fn missing_path_is_an_error() {
     let err = format!(
         "{:#}",

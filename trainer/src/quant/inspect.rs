@@ -2,7 +2,7 @@
 //! the device budgets, and how closely it agrees with its float model.
 
 use anyhow::{Result, anyhow};
-use seaclr_shared::blob::{Blob, Layer, Shape};
+use seaclr_shared::blob::{Layer, Shape};
 use serde::Serialize;
 
 use crate::float_encoder::FloatEncoder;
@@ -68,7 +68,11 @@ pub struct InspectReport {
 
 /// Parses a blob (all checks) and describes it.
 pub fn inspect(bytes: &[u8]) -> Result<InspectReport> {
-    let blob = Blob::parse(bytes).map_err(|e| anyhow!("{e}"))?;
+    // The engine's own checks (the blob's, and a preprocessing this build
+    // implements): a model the device would refuse is refused here too.
+    let blob = *seaclr_edge::engine::Engine::new(bytes)
+        .map_err(|e| anyhow!("{e}"))?
+        .blob();
     let h = *blob.header();
     let size = h.input_size as usize;
     let mut shape = Shape {

@@ -307,6 +307,20 @@ fn inspect_json_has_the_promised_fields() {
 }
 
 #[test]
+fn inspect_refuses_a_blob_for_another_preprocessing() {
+    // The committed model with its preprocess id (header bytes 22..24) set
+    // to 99 and the header CRC (60..64 over 0..60) recomputed: the device
+    // refuses it, so inspect must not call it fine.
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/seaclr-s.seaclr");
+    let mut blob = std::fs::read(path).unwrap();
+    blob[22..24].copy_from_slice(&99u16.to_le_bytes());
+    let crc = seaclr_shared::blob::crc32(&blob[..60]);
+    blob[60..64].copy_from_slice(&crc.to_le_bytes());
+    let e = inspect::inspect(&blob).unwrap_err().to_string();
+    assert!(e.contains("preprocess"), "{e}");
+}
+
+#[test]
 fn linear_after_conv_uses_hwc_order() {
     // conv (2 channels, 4x4 after stride 2) -> linear over 32 HWC features.
     let mut rng = ChaCha8Rng::seed_from_u64(4);

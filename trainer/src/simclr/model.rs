@@ -21,6 +21,10 @@ const PARAM_ID_BASE: u64 = 0x5eac_0000_0000_0000;
 /// Fixed ids of the BatchNorm running statistics start here.
 const RUNNING_ID_BASE: u64 = 0x5eac_1000_0000_0000;
 
+/// Largest `input_size` a config may ask for: bounds the memory a typo can
+/// request (an input of 100,000 pixels a side would need terabytes).
+pub const MAX_INPUT_SIZE: usize = 512;
+
 /// Architecture knobs. `ModelConfig::new()` is the plain 16-32-64-128 stack;
 /// [`ModelConfig::seaclr_s`] is the default encoder, which narrows stage 4's
 /// entry conv so the int8 blob fits the 256 KiB flash budget.
@@ -125,6 +129,13 @@ impl ModelConfig {
             bail!(
                 "model.entry_channels needs extra_convs_per_stage >= 1 \
                  (a stage's stride-1 convs widen it back to stage_channels)"
+            );
+        }
+        if self.input_size > MAX_INPUT_SIZE {
+            bail!(
+                "model.input_size {} is above {MAX_INPUT_SIZE} (plankton ROIs are resampled \
+                 to tens of pixels; the default model takes 64)",
+                self.input_size
             );
         }
         if self.input_size < 1 << self.stage_channels.len() {
@@ -407,6 +418,19 @@ mod tests {
         let (h, z) = model.forward(images_to_tensor(&refs, 64, &device));
         assert_eq!(h.dims(), [3, 128]);
         assert_eq!(z.dims(), [3, 128]);
+    }
+
+    #[test]
+    fn an_input_size_beyond_the_limit_is_refused_not_allocated() {
+        let huge = ModelConfig::seaclr_s().with_input_size(100_000);
+        let e = huge.validate().unwrap_err().to_string();
+        assert!(e.contains("model.input_size 100000 is above 512"), "{e}");
+        assert!(
+            ModelConfig::seaclr_s()
+                .with_input_size(512)
+                .validate()
+                .is_ok()
+        );
     }
 
     #[test]
