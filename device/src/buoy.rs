@@ -294,7 +294,9 @@ enum Model<'r> {
 enum Labels<F: NorFlash> {
     Mounted(Store<F>, MountReport),
     /// Held, never written: without a model no label update is accepted.
-    Unmounted { _flash: F },
+    Unmounted {
+        _flash: F,
+    },
 }
 
 /// The firmware state.
