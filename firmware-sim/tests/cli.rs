@@ -250,14 +250,26 @@ fn a_watch_with_stdin_at_its_end_still_waits_its_idle_time() {
     std::fs::create_dir_all(&watched).unwrap();
     let started = Instant::now();
     let out = buoy()
-        .args(["run", "--watch", "--idle-s", "2", "--console", "stdin", "--data"])
+        .args([
+            "run",
+            "--watch",
+            "--idle-s",
+            "2",
+            "--console",
+            "stdin",
+            "--data",
+        ])
         .arg(&watched)
         .arg("--out")
         .arg(dir.join("out"))
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         started.elapsed() >= Duration::from_millis(1800),
         "ended after {:?}",
