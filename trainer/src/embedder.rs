@@ -39,12 +39,12 @@ impl Embedder for RawPixels {
     }
 }
 
-/// Opens a model by path: a `.seaclr` int8 blob runs through the edge crate,
+/// Opens a model by path, its kind read from the content
+/// ([`crate::ui::model_kind`]): an int8 blob runs through the edge crate,
 /// anything else is treated as a float checkpoint.
 pub fn load_embedder(path: &Path) -> anyhow::Result<Box<dyn Embedder>> {
-    if path.extension().is_some_and(|e| e == "seaclr") {
-        Ok(Box::new(crate::quant::Int8Embedder::open(path)?))
-    } else {
-        Ok(Box::new(crate::simclr::FloatModelEmbedder::load(path)?))
+    match crate::ui::model_kind(path)? {
+        crate::ui::ModelKind::Int8 => Ok(Box::new(crate::quant::Int8Embedder::open(path)?)),
+        crate::ui::ModelKind::Float => Ok(Box::new(crate::simclr::FloatModelEmbedder::load(path)?)),
     }
 }

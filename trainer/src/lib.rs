@@ -12,3 +12,4 @@ pub mod float_encoder;
 pub mod interop;
 pub mod quant;
 pub mod simclr;
+pub mod ui;

@@ -1,12 +1,23 @@
 //! `seaclr`: the SeaCLR host command line.
+//!
+//! Layout: `seaclr [-v|-vv|-q] <command>`. Commands are grouped by what they
+//! act on (`data`, `model`, `fewshot`, `telemetry`); the old top-level
+//! spellings (`seaclr quantize`, `inspect`, `verify`, `calibrate-threshold`)
+//! still work, hidden, with a deprecation note on stderr.
 
 use clap::{Parser, Subcommand};
-use seaclr_trainer::{data, eval, fewshot, quant, simclr};
+use seaclr_trainer::{data, eval, fewshot, quant, simclr, ui};
 
 /// SeaCLR: self-supervised plankton embeddings, from workstation to buoy.
 #[derive(Parser)]
-#[command(name = "seaclr", version, about, long_about = None)]
+#[command(name = "seaclr", version, about, long_about = None, after_help = ui::EXIT_CODES)]
 struct Cli {
+    /// More logs on stderr: -v debug, -vv trace.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Only warnings and errors on stderr, no progress bars.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -25,20 +36,42 @@ enum Command {
     Embed(eval::cli::EmbedArgs),
     /// Few-shot transfer, baselines, distances, maps and images: report.html + metrics.json.
     Eval(eval::cli::EvalArgs),
-    /// Quantize a float model to an int8 model blob (`.seaclr`).
-    Quantize(quant::cli::QuantizeArgs),
-    /// Describe a model blob: layers, parameter bytes, MACs, arena, CRC, budgets.
-    Inspect(quant::cli::InspectArgs),
-    /// Compare an int8 blob with its float model on images.
-    Verify(quant::cli::VerifyArgs),
-    /// Few-shot label store images for the device (build, inspect).
+    /// Models: quantize a float checkpoint to an int8 blob, inspect and verify blobs.
+    #[command(subcommand)]
+    Model(ModelCommand),
+    /// Few-shot label stores for the device (build, inspect, check, calibrate-threshold).
     #[command(subcommand)]
     Fewshot(fewshot::cli::FewshotCommand),
-    /// Pick the open-set "unknown" threshold from labelled data and store it.
-    CalibrateThreshold(fewshot::cli::CalibrateArgs),
     /// Decode buoy telemetry (postcard + CRC, one Iridium SBD message each).
     #[command(subcommand)]
     Telemetry(TelemetryCommand),
+
+    // Old spellings, kept for scripts: hidden, each prints a deprecation note.
+    /// Deprecated: `seaclr model quantize`.
+    #[command(hide = true)]
+    Quantize(quant::cli::QuantizeArgs),
+    /// Deprecated: `seaclr model inspect`.
+    #[command(hide = true)]
+    Inspect(quant::cli::InspectArgs),
+    /// Deprecated: `seaclr model verify`.
+    #[command(hide = true)]
+    Verify(quant::cli::VerifyArgs),
+    /// Deprecated: `seaclr fewshot calibrate-threshold`.
+    #[command(hide = true)]
+    CalibrateThreshold(fewshot::cli::CalibrateArgs),
+}
+
+/// `seaclr model ...`: everything that makes, describes or converts a model.
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Quantize a float checkpoint to an int8 model blob (`.seaclr`).
+    Quantize(quant::cli::QuantizeArgs),
+    /// Describe a model blob: layers, parameter bytes, MACs, arena, CRC, budgets.
+    Inspect(quant::cli::InspectArgs),
+    /// Compare an int8 blob with the float model it came from, on images.
+    Verify(quant::cli::VerifyArgs),
+    // Conversions to other formats (e.g. `seaclr model export`, ONNX) go
+    // here, after the three above.
 }
 
 #[derive(Subcommand)]
@@ -50,32 +83,55 @@ enum TelemetryCommand {
         line. Every line of a file is decoded on its own: the good ones are described on stdout, \
         each bad one is reported on stderr with its line number and reason.",
         after_help = "Exit codes: 0 = every message decoded; 1 = a bad line or message (the good \
-        lines are still printed) or an unreadable input."
+        lines are still printed) or an unreadable input; 2 = usage error."
     )]
-    Decode {
-        /// File or hex text.
-        message: String,
-        /// Class names by index, comma separated.
-        #[arg(long, value_delimiter = ',')]
-        classes: Vec<String>,
-    },
+    Decode(DecodeArgs),
+}
+
+#[derive(clap::Args)]
+struct DecodeArgs {
+    /// Telemetry: a file (one raw message, or hex lines like the buoy's
+    /// telemetry.hex) or hex text.
+    #[arg(long, value_name = "FILE_OR_HEX", required_unless_present = "message")]
+    data: Option<String>,
+    /// Old spelling of --data.
+    #[arg(hide = true, conflicts_with = "data")]
+    message: Option<String>,
+    /// Class names by index, comma separated.
+    #[arg(long, value_delimiter = ',')]
+    classes: Vec<String>,
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    ui::init_logging(cli.verbose, cli.quiet);
     let result = match cli.command {
         Command::Data(cmd) => data::cli::run(cmd),
         Command::Train(args) => simclr::cli::run_train(args),
         Command::Bench(cmd) => simclr::cli::run_bench(cmd),
         Command::Embed(args) => eval::cli::run_embed(args),
         Command::Eval(args) => eval::cli::run_eval(args),
-        Command::Quantize(args) => quant::cli::run_quantize(args),
-        Command::Inspect(args) => quant::cli::run_inspect(args),
-        Command::Verify(args) => quant::cli::run_verify(args),
+        Command::Model(cmd) => run_model(cmd),
         Command::Fewshot(cmd) => fewshot::cli::run(cmd),
-        Command::CalibrateThreshold(args) => fewshot::cli::run_calibrate(args),
-        Command::Telemetry(TelemetryCommand::Decode { message, classes }) => {
-            decode_telemetry(&message, &classes)
+        Command::Telemetry(TelemetryCommand::Decode(args)) => decode_telemetry(args),
+        Command::Quantize(args) => {
+            ui::deprecated("seaclr quantize", "seaclr model quantize");
+            run_model(ModelCommand::Quantize(args))
+        }
+        Command::Inspect(args) => {
+            ui::deprecated("seaclr inspect", "seaclr model inspect");
+            run_model(ModelCommand::Inspect(args))
+        }
+        Command::Verify(args) => {
+            ui::deprecated("seaclr verify", "seaclr model verify");
+            run_model(ModelCommand::Verify(args))
+        }
+        Command::CalibrateThreshold(args) => {
+            ui::deprecated(
+                "seaclr calibrate-threshold",
+                "seaclr fewshot calibrate-threshold",
+            );
+            fewshot::cli::run_calibrate(args)
         }
     };
     match result {
@@ -91,9 +147,29 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Runs a `seaclr model` subcommand.
+fn run_model(cmd: ModelCommand) -> anyhow::Result<()> {
+    match cmd {
+        ModelCommand::Quantize(args) => quant::cli::run_quantize(args),
+        ModelCommand::Inspect(args) => quant::cli::run_inspect(args),
+        ModelCommand::Verify(args) => quant::cli::run_verify(args),
+    }
+}
+
 /// `seaclr telemetry decode`: good messages on stdout, bad lines on stderr.
-fn decode_telemetry(message: &str, classes: &[String]) -> anyhow::Result<()> {
-    let report = seaclr_shared::telemetry::host::decode_report(message, classes)
+fn decode_telemetry(args: DecodeArgs) -> anyhow::Result<()> {
+    let message = match (args.data, args.message) {
+        (Some(m), _) => m,
+        (None, Some(m)) => {
+            ui::deprecated(
+                &format!("seaclr telemetry decode {m}"),
+                &format!("seaclr telemetry decode --data {m}"),
+            );
+            m
+        }
+        (None, None) => anyhow::bail!("--data is required"),
+    };
+    let report = seaclr_shared::telemetry::host::decode_report(&message, &args.classes)
         .map_err(anyhow::Error::msg)?;
     print!("{}", report.text);
     for bad in &report.bad_lines {

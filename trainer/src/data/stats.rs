@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::{Value, json};
 
-use super::{Catalog, DEFAULT_CHUNK, Skipped, SourceKind};
+use super::{Catalog, Skipped, SourceKind};
 
 /// Upper bounds (exclusive) of the size histogram bins; the last bin is
 /// open-ended. Powers of two: plankton sizes span orders of magnitude.
@@ -95,15 +95,27 @@ pub struct Stats {
 /// Computes statistics for the dataset at `path` (any layout [`super::scan`]
 /// accepts). Images are decoded in full, so a file counts only if it loads.
 pub fn compute(path: &Path) -> Result<Stats> {
+    compute_with_progress(path, |_, _| {})
+}
+
+/// Images decoded between two calls of the progress callback.
+const PROGRESS_CHUNK: usize = 512;
+
+/// [`compute`], calling `progress(done, total)` as images are decoded.
+pub fn compute_with_progress(path: &Path, mut progress: impl FnMut(usize, usize)) -> Result<Stats> {
     let kind = super::detect(path)?;
     let catalog: Catalog = super::scan(path)?;
+    let total = catalog.items.len();
+    let mut done = 0;
     let mut per_class = BTreeMap::new();
     let mut unlabelled = 0;
     let mut widths = Vec::with_capacity(catalog.items.len());
     let mut heights = Vec::with_capacity(catalog.items.len());
     let mut errors = Vec::new();
     // Size 8: stats only need the original sizes; decoding dominates anyway.
-    catalog.for_each_chunk(8, DEFAULT_CHUNK, |chunk| {
+    catalog.for_each_chunk(8, PROGRESS_CHUNK, |chunk| {
+        done = (done + PROGRESS_CHUNK).min(total);
+        progress(done, total);
         for record in chunk.records {
             widths.push(record.width);
             heights.push(record.height);

@@ -208,10 +208,14 @@ fn teach_and_classify(
 
 /// `seaclr fewshot check`.
 pub fn run_check(args: CheckArgs) -> Result<()> {
+    crate::ui::require_int8(&args.model)?;
     let model = Int8Embedder::open(&args.model)?;
-    let pool = load_unseen_pool(&args.pool, model.input_size())?;
+    let loading = crate::ui::spinner("loading the pool");
+    let pool = load_unseen_pool(&args.pool, model.input_size());
+    loading.finish_and_clear();
+    let pool = pool?;
     let pixels: Vec<&[u8]> = pool.pixels.iter().map(Vec::as_slice).collect();
-    let embeddings = model.embed_centred(&pixels)?;
+    let embeddings = super::cli::embed_centred_with_progress(&model, &pixels)?;
     let report = compare_heads(
         &embeddings,
         &pool.labels,
@@ -222,7 +226,7 @@ pub fn run_check(args: CheckArgs) -> Result<()> {
         args.pool.seed,
     )?;
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        crate::ui::print_json(&report)?;
     } else {
         println!(
             "{} classes, {} images, {} labelled per class, k = {}, {} draws\n\

@@ -5,7 +5,8 @@
 //! bit), stores `--per-class` examples per class through
 //! [`seaclr_edge::store::LabelStore`] and writes the raw flash region the
 //! device boots with. `seaclr fewshot inspect` mounts such an image and
-//! lists it. `seaclr calibrate-threshold` picks the open-set threshold.
+//! lists it. `seaclr fewshot calibrate-threshold` picks the open-set
+//! threshold.
 //!
 //! # Image geometry (the device must use the same)
 //! - Region: [`REGION_SIZE`] = 393,216 bytes = two halves of 48 erase pages
@@ -101,7 +102,7 @@ pub fn build_image(
             let added = match store.add_example(&mut *head, *class, &ex.embedding) {
                 Ok(added) => added,
                 Err(StoreError::Label(KnnError::ZeroEmbedding)) => {
-                    eprintln!("warning: skipped {}: its embedding is all zeros", ex.id);
+                    tracing::warn!("skipped {}: its embedding is all zeros", ex.id);
                     continue;
                 }
                 Err(e) => bail!("{}: {e}", ex.id),

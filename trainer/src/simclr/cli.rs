@@ -140,9 +140,13 @@ pub struct TrainArgs {
     /// Compute backend.
     #[arg(long, value_enum, default_value_t = BackendArg::Flex)]
     pub backend: BackendArg,
-    /// No progress bar (logs, CI).
+    /// No progress bar (as with -q, but keeping the logs).
     #[arg(long)]
     pub no_progress: bool,
+    /// At the end, print one JSON object on stdout (finished, steps,
+    /// final_loss, checkpoint, seconds); also when interrupted.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `seaclr bench ...`.
@@ -181,25 +185,25 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     };
     let device = args.backend.device()?;
     let size = config.augment.source_size;
-    eprintln!("loading {} at {size} px ...", args.data.display());
+    tracing::info!("loading {} at {size} px ...", args.data.display());
     let (train_set, val_set) = match &args.split {
         Some(split) => {
             let train =
-                crate::data::load_split(&args.data, split, Group::Seen, Some(Subset::Train), size)?;
+                crate::ui::load_split(&args.data, split, Group::Seen, Some(Subset::Train), size)?;
             let val =
-                crate::data::load_split(&args.data, split, Group::Seen, Some(Subset::Val), size)?;
+                crate::ui::load_split(&args.data, split, Group::Seen, Some(Subset::Val), size)?;
             (
                 to_image_set(train, size, &args.data)?,
                 Some(to_image_set(val, size, &args.data)?),
             )
         }
         None => (
-            to_image_set(crate::data::load(&args.data, size)?, size, &args.data)?,
+            to_image_set(crate::ui::load(&args.data, size)?, size, &args.data)?,
             None,
         ),
     };
     let val_set = val_set.filter(|v| v.len() >= 2);
-    eprintln!(
+    tracing::info!(
         "{} training images, {} validation images, {} steps of {} images ({} per epoch) on {}",
         train_set.len(),
         val_set.as_ref().map_or(0, ImageSet::len),
@@ -222,10 +226,11 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
             device,
             stop,
             stop_after: None,
-            progress: !args.no_progress,
+            progress: !args.no_progress && !crate::ui::quiet(),
         },
     )?;
-    eprintln!(
+    let seconds = started.elapsed().as_secs_f64();
+    tracing::info!(
         "{} at step {} in {:.0} s; mean loss of the last steps {}; checkpoint {}",
         if summary.finished {
             "finished"
@@ -233,13 +238,22 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
             "stopped"
         },
         summary.steps,
-        started.elapsed().as_secs_f64(),
+        seconds,
         summary.final_loss.map_or("-".into(), |l| format!("{l:.4}")),
         summary
             .last_checkpoint
             .as_deref()
             .map_or("-".into(), |p| p.display().to_string())
     );
+    if args.json {
+        crate::ui::print_json(&serde_json::json!({
+            "finished": summary.finished,
+            "steps": summary.steps,
+            "final_loss": summary.final_loss,
+            "checkpoint": summary.last_checkpoint.as_deref().map(|p| p.display().to_string()),
+            "seconds": seconds,
+        }))?;
+    }
     if !summary.finished
         && let Some(signal) = interrupt::received()
     {
@@ -313,13 +327,16 @@ mod interrupt {
 /// Packs loaded records into one buffer, reporting what was skipped.
 fn to_image_set(loaded: Loaded, size: usize, source: &Path) -> anyhow::Result<ImageSet> {
     if !loaded.skipped.is_empty() {
-        eprintln!(
+        tracing::warn!(
             "{}: skipped {} files, e.g.:",
             source.display(),
             loaded.skipped.len()
         );
         for s in loaded.skipped.iter().take(3) {
-            eprintln!("  {}: {}", s.path, s.reason);
+            tracing::warn!("  {}: {}", s.path, s.reason);
+        }
+        for s in loaded.skipped.iter().skip(3) {
+            tracing::debug!("  {}: {}", s.path, s.reason);
         }
     }
     let mut pixels = Vec::with_capacity(loaded.records.len() * size * size);
@@ -356,7 +373,7 @@ pub fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
                 args.warmup,
             )?;
             if args.json {
-                println!("{}", serde_json::to_string(&result)?);
+                crate::ui::print_json(&result)?;
             } else {
                 println!(
                     "seaclr-s train step, batch {} ({} views) {}x{}, backend {}, {} threads: {:.1} views/s ({:.3} s/step over {} steps)",

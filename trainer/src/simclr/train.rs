@@ -165,7 +165,7 @@ pub fn train(
         let optimizer = build_optimizer(config)
             .load(&opt_file)
             .map_err(|e| anyhow::anyhow!("{}: {e}", opt_file.display()))?;
-        eprintln!("resuming from {} (step {})", dir.display(), state.step);
+        tracing::info!("resuming from {} (step {})", dir.display(), state.step);
         (model, optimizer, state)
     } else {
         if checkpoint::latest(out)?.is_some() {
@@ -187,7 +187,7 @@ pub fn train(
                 }
                 let model = checkpoint::load_weights(&dir, config, &device)?;
                 fs::write(out.join(INIT_FROM_FILE), format!("{}\n", dir.display()))?;
-                eprintln!("starting from the weights of {}", dir.display());
+                tracing::info!("starting from the weights of {}", dir.display());
                 model
             }
         };
@@ -324,7 +324,7 @@ pub fn train(
             checkpoint::prune(&checkpoints, config.keep_last)?;
             last_checkpoint = Some(dir);
         }
-        eprintln!("stopped at step {}; continue with --resume", state.step);
+        tracing::warn!("stopped at step {}; continue with --resume", state.step);
     }
     if let Some(bar) = bar {
         bar.finish();
@@ -408,7 +408,7 @@ fn progress_bar(enabled: bool, total: usize, position: usize) -> Option<indicati
     if !enabled {
         return None;
     }
-    let bar = indicatif::ProgressBar::new(total as u64);
+    let bar = crate::ui::add_bar(indicatif::ProgressBar::new(total as u64));
     bar.set_style(
         indicatif::ProgressStyle::with_template(
             "{bar:30} {pos}/{len} steps [{elapsed_precise}<{eta_precise}] {msg}",
