@@ -8,6 +8,7 @@ use anyhow::Context;
 use super::baselines::{FloatEncoderEmbedder, random_seaclr_s};
 use super::dataset::EvalSet;
 use super::protocol::Settings;
+use super::provenance::{model_provenance, run_provenance};
 use super::report::{EvalInputs, write_report};
 use crate::data::{Group, Subset, load, load_split};
 use crate::embedder::{Embedder, RawPixels, load_embedder};
@@ -104,6 +105,10 @@ pub struct EvalArgs {
     /// Preprocessed image side.
     #[arg(long, default_value_t = seaclr_shared::preprocess::DEFAULT_SIZE)]
     pub size: usize,
+    /// Labelled images per class of the confusion matrices and per-class
+    /// precision/recall/F1 (added to `--shots` if missing).
+    #[arg(long, default_value_t = 10)]
+    pub confusion_shots: usize,
 }
 
 /// Opens the model named on the command line.
@@ -254,22 +259,34 @@ pub fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
         None => None,
     };
     let mut embedders: Vec<Box<dyn Embedder>> = vec![model];
+    let mut models = vec![model_provenance(&args.model, &embedders[0].name())];
     for spec in &args.compare {
-        embedders.push(open_model(spec, args.size)?);
+        let e = open_model(spec, args.size)?;
+        models.push(model_provenance(spec, &e.name()));
+        embedders.push(e);
     }
     let named = |name: &str| args.model == name || args.compare.iter().any(|c| c == name);
     if !named("raw") {
         embedders.push(Box::new(RawPixels { size: args.size }));
+        models.push(model_provenance("raw", "raw pixels"));
     }
     if !named("random") {
-        embedders.push(Box::new(random_embedder(args.size)));
+        let e = random_embedder(args.size);
+        models.push(model_provenance("random", &e.name()));
+        embedders.push(Box::new(e));
+    }
+    let mut shots = args.shots.clone();
+    if !shots.contains(&args.confusion_shots) && args.confusion_shots > 0 {
+        shots.push(args.confusion_shots);
+        shots.sort_unstable();
     }
     let inputs = EvalInputs {
         unseen,
         seen,
         embedders,
         settings: Settings {
-            shots: args.shots,
+            shots,
+            confusion_shots: args.confusion_shots,
             draws: args.pool.draws.max(1),
             k: args.pool.k.max(1),
             seed: args.pool.seed,
@@ -279,6 +296,8 @@ pub fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
         data: args.pool.data.display().to_string(),
         split: args.pool.split.map(|s| s.display().to_string()),
         max_per_class: Some(args.pool.max_per_class),
+        models,
+        run: run_provenance(),
     };
     let metrics = write_report(&inputs, &args.out, args.size)?;
     for r in &metrics.headline {
@@ -312,6 +331,7 @@ mod tests {
             max_seen_per_class: 40,
             run: None,
             size: 64,
+            confusion_shots: 10,
         }
     }
 
@@ -414,6 +434,109 @@ mod tests {
         );
         let html = std::fs::read_to_string(out.join("report.html")).unwrap();
         assert!(html.contains("</b> against "), "no comparison line");
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+
+    /// The browser named by `$SEACLR_CHROMIUM`, or Debian's Chromium.
+    fn chromium() -> Option<PathBuf> {
+        std::env::var_os("SEACLR_CHROMIUM")
+            .map(PathBuf::from)
+            .into_iter()
+            .chain(["/usr/bin/chromium", "/usr/bin/chromium-browser"].map(PathBuf::from))
+            .find(|p| p.is_file())
+    }
+
+    /// A quick report (FlowCam demo, 12 images per class, the committed
+    /// int8 model, training curves from the committed run) loaded in
+    /// headless Chromium: every section and figure is in the rendered DOM,
+    /// the page's own check ran, and no script error was caught. Without
+    /// Chromium the test is skipped, unless `SEACLR_REQUIRE_BROWSER=1`
+    /// (CI sets it) makes that a failure.
+    #[test]
+    fn eval_report_in_headless_chromium() {
+        let Some(browser) = chromium() else {
+            assert!(
+                std::env::var_os("SEACLR_REQUIRE_BROWSER").is_none(),
+                "SEACLR_REQUIRE_BROWSER is set but no Chromium was found (apt-get install chromium)"
+            );
+            eprintln!("skipped: no Chromium (apt-get install chromium, or set SEACLR_CHROMIUM)");
+            return;
+        };
+        let out = temp_dir("eval-browser");
+        let models = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../models"));
+        let mut args = eval_args(&models.join("seaclr-s.seaclr").display().to_string(), &out);
+        args.pool.max_per_class = 12;
+        args.pool.draws = 2;
+        args.shots = vec![1, 5];
+        args.run = Some(models.join("seaclr-s"));
+        run_eval(args).unwrap();
+        let report = out.join("report.html");
+        let html = std::fs::read_to_string(&report).unwrap();
+        let profile = out.join("chromium-profile");
+        let output = std::process::Command::new(&browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--virtual-time-budget=3000",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("--dump-dom")
+            .arg(format!("file://{}", report.display()))
+            .output()
+            .expect("starting Chromium");
+        let dom = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            dom.contains("</html>"),
+            "Chromium printed no page: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        // No script error caught by the page's handler.
+        assert!(
+            dom.contains("<div id=\"js-errors\" class=\"note\" hidden=\"\"></div>"),
+            "script errors: {}",
+            dom.split("js-errors")
+                .nth(1)
+                .unwrap_or("")
+                .chars()
+                .take(400)
+                .collect::<String>()
+        );
+        // The page's own script ran and counted every figure the file has.
+        let attr = |name: &str| -> usize {
+            let key = format!("{name}=\"");
+            let at = dom
+                .find(&key)
+                .unwrap_or_else(|| panic!("no {name} in the DOM"));
+            dom[at + key.len()..]
+                .split('"')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        let (svgs, imgs) = (html.matches("<svg").count(), html.matches("<img").count());
+        assert_eq!(attr("data-svg"), svgs);
+        assert_eq!(attr("data-img"), imgs);
+        // Every section, its figures: per-class (3 matrices and a colour
+        // bar), few-shot (3 charts), distances (bar + 2 embedders x 1 group
+        // + the int8 model), maps (3), training (3).
+        for (id, _) in crate::eval::report::SECTIONS {
+            assert!(
+                dom.contains(&format!("<h2 id=\"{id}\">")),
+                "section {id} missing"
+            );
+        }
+        assert!(svgs >= 3 + 1 + 3 + 1 + 3 + 3 + 3, "{svgs} figures");
+        assert_eq!(dom.matches("class=\"matrix\"").count(), 3 + 3);
+        assert_eq!(dom.matches("class=\"map\"").count(), 3);
+        assert!(imgs >= 6 * 3, "{imgs} image grids");
+        assert!(dom.contains("(1,300 steps)") || dom.contains("CRC ee74fca1"));
         std::fs::remove_dir_all(&out).unwrap();
     }
 

@@ -75,10 +75,74 @@ pub fn class_distances(cosine: &Gram, labels: &[usize], class_names: &[String]) 
     }
 }
 
+/// Leaf order of an average-linkage (UPGMA) clustering of the classes on
+/// the off-diagonal entries of `mean` (symmetric), so that similar classes
+/// sit side by side. Plain `O(k^3)`, fine for a few hundred classes; ties
+/// merge the lowest indices first, so the order is deterministic.
+pub fn cluster_order(mean: &[Vec<f64>]) -> Vec<usize> {
+    let k = mean.len();
+    // Active clusters: (members in leaf order, size).
+    let mut clusters: Vec<Option<Vec<usize>>> = (0..k).map(|i| Some(vec![i])).collect();
+    let mut dist: Vec<Vec<f64>> = (0..k)
+        .map(|a| (0..k).map(|b| (mean[a][b] + mean[b][a]) / 2.0).collect())
+        .collect();
+    for _ in 1..k {
+        let mut best = (f64::INFINITY, 0, 0);
+        for a in 0..k {
+            if clusters[a].is_none() {
+                continue;
+            }
+            for b in a + 1..k {
+                if clusters[b].is_some() && dist[a][b] < best.0 {
+                    best = (dist[a][b], a, b);
+                }
+            }
+        }
+        let (_, a, b) = best;
+        let (na, nb) = (
+            clusters[a].as_ref().map_or(0, Vec::len) as f64,
+            clusters[b].as_ref().map_or(0, Vec::len) as f64,
+        );
+        for c in 0..k {
+            if c != a && c != b && clusters[c].is_some() {
+                let d = (na * dist[a][c] + nb * dist[b][c]) / (na + nb);
+                dist[a][c] = d;
+                dist[c][a] = d;
+            }
+        }
+        let merged_b = clusters[b].take().unwrap_or_default();
+        if let Some(m) = clusters[a].as_mut() {
+            m.extend(merged_b);
+        }
+    }
+    clusters.into_iter().flatten().flatten().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::eval::gram::l2_normalized;
+
+    #[test]
+    fn cluster_order_puts_close_classes_side_by_side() {
+        // Classes 0 and 2 are close, 1 and 3 are close, the pairs far apart.
+        let d = |a: usize, b: usize| {
+            if a == b {
+                0.0
+            } else if a % 2 == b % 2 {
+                0.1
+            } else {
+                0.9
+            }
+        };
+        let m: Vec<Vec<f64>> = (0..4).map(|a| (0..4).map(|b| d(a, b)).collect()).collect();
+        let order = cluster_order(&m);
+        assert_eq!(order.len(), 4);
+        let pos = |c: usize| order.iter().position(|&x| x == c).unwrap();
+        assert_eq!(pos(0).abs_diff(pos(2)), 1, "{order:?}");
+        assert_eq!(pos(1).abs_diff(pos(3)), 1, "{order:?}");
+        assert_eq!(cluster_order(&[vec![0.0]]), vec![0]);
+    }
 
     #[test]
     fn distances_match_hand_computed_values() {

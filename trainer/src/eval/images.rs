@@ -133,6 +133,29 @@ pub fn grid_png(images: &[&[u8]], size: usize) -> anyhow::Result<Vec<u8>> {
     Ok(png)
 }
 
+/// A `size x size` gray image scaled to `side x side` (area-like
+/// triangle filter), for thumbnails.
+pub fn thumbnail(pixels: &[u8], size: usize, side: usize) -> anyhow::Result<Vec<u8>> {
+    let img =
+        image::GrayImage::from_raw(size as u32, size as u32, pixels.to_vec()).ok_or_else(|| {
+            anyhow::anyhow!(
+                "image has {} pixels, expected {}",
+                pixels.len(),
+                size * size
+            )
+        })?;
+    if side == size {
+        return Ok(img.into_raw());
+    }
+    Ok(image::imageops::resize(
+        &img,
+        side as u32,
+        side as u32,
+        image::imageops::FilterType::Triangle,
+    )
+    .into_raw())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

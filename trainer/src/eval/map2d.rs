@@ -420,9 +420,8 @@ mod tests {
         let mut same = 0;
         for i in 0..rows.len() {
             let mut by: Vec<usize> = (0..rows.len()).filter(|&j| j != i).collect();
-            let d = |j: usize| {
-                (m.points[j][0] - m.points[i][0]).hypot(m.points[j][1] - m.points[i][1])
-            };
+            let d =
+                |j: usize| (m.points[j][0] - m.points[i][0]).hypot(m.points[j][1] - m.points[i][1]);
             by.sort_by(|&a, &b| d(a).total_cmp(&d(b)));
             same += by[..5].iter().filter(|&&j| j / 40 == i / 40).count();
         }

@@ -31,6 +31,41 @@ impl Confusion {
             .collect()
     }
 
+    /// Precision of each class; `None` for classes never predicted.
+    pub fn precisions(&self) -> Vec<Option<f64>> {
+        (0..self.counts.len())
+            .map(|c| {
+                let predicted: usize = self.counts.iter().map(|row| row[c]).sum();
+                (predicted > 0).then(|| self.counts[c][c] as f64 / predicted as f64)
+            })
+            .collect()
+    }
+
+    /// F1 of each class (0 when precision or recall is 0 or undefined but
+    /// the class occurs in the truth; `None` when it does not).
+    pub fn f1s(&self) -> Vec<Option<f64>> {
+        self.recalls()
+            .into_iter()
+            .zip(self.precisions())
+            .map(|(r, p)| {
+                let r = r?;
+                let p = p.unwrap_or(0.0);
+                Some(if p + r > 0.0 {
+                    2.0 * p * r / (p + r)
+                } else {
+                    0.0
+                })
+            })
+            .collect()
+    }
+
+    /// Adds another confusion of the same classes.
+    pub fn add(&mut self, other: &Confusion) {
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+        }
+    }
+
     /// Mean recall over the classes present in the truth (scikit-learn's
     /// `balanced_accuracy_score`). 0 when the truth is empty.
     pub fn balanced_accuracy(&self) -> f64 {
@@ -90,6 +125,23 @@ mod tests {
         let pred = [0, 2];
         assert!((balanced_accuracy(&truth, &pred, 3) - 0.5).abs() < 1e-12);
         assert_eq!(Confusion::new(&truth, &pred, 3).recalls()[2], None);
+    }
+
+    #[test]
+    fn precision_recall_f1_per_class() {
+        let truth = [0, 0, 0, 0, 1, 1, 2];
+        let pred = [0, 0, 0, 1, 1, 0, 2];
+        let c = Confusion::new(&truth, &pred, 4);
+        // Class 0: predicted 4 times, 3 right; class 1: 2 predicted, 1 right.
+        assert_eq!(c.precisions()[0], Some(0.75));
+        assert_eq!(c.precisions()[1], Some(0.5));
+        assert_eq!(c.precisions()[3], None);
+        let f1 = c.f1s();
+        assert!((f1[0].unwrap() - 0.75).abs() < 1e-12);
+        assert_eq!(f1[3], None);
+        let mut twice = c.clone();
+        twice.add(&c);
+        assert_eq!(twice.counts[0][0], 6);
     }
 
     #[test]

@@ -21,6 +21,6 @@ pub mod images;
 pub mod map2d;
 pub mod metrics;
 pub mod plots;
-pub mod provenance;
 pub mod protocol;
+pub mod provenance;
 pub mod report;

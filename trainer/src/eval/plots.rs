@@ -1,43 +1,289 @@
-//! Charts for the report, drawn with plotters' SVG backend (the browser
-//! renders the text; plotters still measures it, hence [`ensure_font`]).
+//! Charts for the report. Line charts are drawn with plotters' SVG backend,
+//! which measures text with the DejaVu Sans font embedded in the binary
+//! (`trainer/assets/`, Bitstream Vera licence beside it), so no system font
+//! is needed. Heatmaps and maps are written as SVG here, with `<title>`
+//! elements the browser shows on hover (full class names, values).
 
+use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-/// Where [`ensure_font`] looks for a TrueType font (after `$SEACLR_FONT`).
-pub const FONT_CANDIDATES: [&str; 5] = [
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-    "/usr/share/fonts/truetype/freefont/FreeSans.ttf",
-];
+/// DejaVu Sans 2.37 (Debian's fonts-dejavu-core).
+pub static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 
-/// Registers a system font as plotters' "sans-serif" (plotters' ab_glyph
-/// text backend measures text with it). Debian: `apt-get install fonts-dejavu-core`.
+/// Registers the embedded font as plotters' "sans-serif".
 pub fn ensure_font() -> anyhow::Result<()> {
     static RESULT: OnceLock<Result<(), String>> = OnceLock::new();
     RESULT
         .get_or_init(|| {
-            let env = std::env::var("SEACLR_FONT").ok();
-            let candidates = env.iter().map(String::as_str).chain(FONT_CANDIDATES);
-            for path in candidates {
-                if let Ok(bytes) = std::fs::read(path) {
-                    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                    if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
-                        return Ok(());
-                    }
-                }
-            }
-            Err(format!(
-                "no TrueType font found for the charts (tried $SEACLR_FONT and {}); install one, e.g. `apt-get install fonts-dejavu-core`, or set SEACLR_FONT",
-                FONT_CANDIDATES.join(", ")
-            ))
+            plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
+                .map_err(|_| "the embedded chart font did not load".to_string())
         })
         .clone()
         .map_err(anyhow::Error::msg)
+}
+
+/// `k` distinct colours as `#rrggbb`: tab20 for up to 20 classes, beyond
+/// that hues a golden angle apart at three lightness levels.
+pub fn class_colours(k: usize) -> Vec<String> {
+    (0..k)
+        .map(|i| {
+            if k <= 20 {
+                let RGBColor(r, g, b) = palette(i);
+                format!("#{r:02x}{g:02x}{b:02x}")
+            } else {
+                let h = (i as f64 * 137.507_764) % 360.0;
+                let l = [45.0, 62.0, 32.0][i % 3];
+                let s = [70.0, 85.0, 60.0][(i / 3) % 3];
+                let (r, g, b) = hsl(h, s / 100.0, l / 100.0);
+                format!("#{r:02x}{g:02x}{b:02x}")
+            }
+        })
+        .collect()
+}
+
+fn hsl(h: f64, s: f64, l: f64) -> (u8, u8, u8) {
+    let c = (1.0 - (2.0 * l - 1.0).abs()) * s;
+    let x = c * (1.0 - ((h / 60.0) % 2.0 - 1.0).abs());
+    let m = l - c / 2.0;
+    let (r, g, b) = match (h / 60.0) as u32 {
+        0 => (c, x, 0.0),
+        1 => (x, c, 0.0),
+        2 => (0.0, c, x),
+        3 => (0.0, x, c),
+        4 => (x, 0.0, c),
+        _ => (c, 0.0, x),
+    };
+    let q = |v: f64| ((v + m) * 255.0).round().clamp(0.0, 255.0) as u8;
+    (q(r), q(g), q(b))
+}
+
+/// Viridis at `t` in [0, 1] (piecewise linear between 9 stops).
+pub fn viridis(t: f64) -> String {
+    const S: [(u8, u8, u8); 9] = [
+        (68, 1, 84),
+        (71, 44, 122),
+        (59, 81, 139),
+        (44, 113, 142),
+        (33, 144, 141),
+        (39, 173, 129),
+        (92, 200, 99),
+        (170, 220, 50),
+        (253, 231, 37),
+    ];
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let x = t * (S.len() - 1) as f64;
+    let i = (x.floor() as usize).min(S.len() - 2);
+    let f = x - i as f64;
+    let mix = |a: u8, b: u8| (a as f64 + (b as f64 - a as f64) * f).round() as u8;
+    let (a, b) = (S[i], S[i + 1]);
+    format!(
+        "#{:02x}{:02x}{:02x}",
+        mix(a.0, b.0),
+        mix(a.1, b.1),
+        mix(a.2, b.2)
+    )
+}
+
+/// XML-escapes text for SVG.
+pub fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A horizontal colour bar from `lo` to `hi` (viridis) with a label.
+pub fn colour_bar(label: &str, lo: f64, hi: f64) -> String {
+    let (w, bar) = (360.0, 300.0);
+    let mut s = format!(
+        "<svg class=\"colourbar\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"46\" viewBox=\"0 0 {w} 46\" font-family=\"sans-serif\" font-size=\"11\"><text x=\"0\" y=\"11\">{}</text>",
+        xml(label)
+    );
+    let steps = 60;
+    for i in 0..steps {
+        let t = i as f64 / (steps - 1) as f64;
+        let _ = write!(
+            s,
+            "<rect x=\"{:.1}\" y=\"15\" width=\"{:.1}\" height=\"12\" fill=\"{}\"/>",
+            10.0 + i as f64 * bar / steps as f64,
+            bar / steps as f64 + 0.5,
+            viridis(t)
+        );
+    }
+    for i in 0..=4 {
+        let t = i as f64 / 4.0;
+        let x = 10.0 + t * bar;
+        let _ = write!(
+            s,
+            "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"27\" y2=\"31\" stroke=\"#333\"/><text x=\"{x:.1}\" y=\"42\" text-anchor=\"middle\">{}</text>",
+            tick_text(lo + t * (hi - lo))
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+fn tick_text(v: f64) -> String {
+    if v == 0.0 {
+        "0".into()
+    } else if v.abs() >= 10.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// Text of one matrix cell, and its hover title, from (row class, column class, value).
+pub type CellText<'a> = &'a dyn Fn(usize, usize, f64) -> String;
+
+/// A square class-by-class matrix as SVG: rows and columns in `order`, one
+/// shared colour scale `lo..hi` (viridis; pair it with [`colour_bar`]),
+/// full class names on both axes (never cut), and per cell a `<title>`
+/// with both names and the value. Cells large enough to read get
+/// `cell_text`.
+pub fn matrix_svg(
+    title: &str,
+    classes: &[String],
+    values: &[Vec<f64>],
+    order: &[usize],
+    (lo, hi): (f64, f64),
+    cell_text: CellText<'_>,
+    hover: CellText<'_>,
+) -> String {
+    let k = order.len();
+    let cell = (620.0 / k.max(1) as f64).clamp(9.0, 40.0);
+    let font = (cell * 0.75).clamp(7.0, 12.0);
+    let longest = order
+        .iter()
+        .map(|&c| classes[c].chars().count())
+        .max()
+        .unwrap_or(1) as f64;
+    let label = (longest * font * 0.6 + 8.0).ceil();
+    let top = 24.0 + label;
+    let (w, h) = (label + cell * k as f64 + 10.0, top + cell * k as f64 + 6.0);
+    let mut s = format!(
+        "<svg class=\"matrix\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{w:.0}\" height=\"{h:.0}\" viewBox=\"0 0 {w:.0} {h:.0}\" font-family=\"sans-serif\" font-size=\"{font:.1}\"><text x=\"4\" y=\"15\" font-size=\"14\">{}</text>",
+        xml(title)
+    );
+    let span = (hi - lo).max(1e-12);
+    for (r, &a) in order.iter().enumerate() {
+        let y = top + r as f64 * cell;
+        let _ = write!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\"><title>{}</title>{}</text>",
+            label - 4.0,
+            y + cell / 2.0 + font * 0.35,
+            xml(&classes[a]),
+            xml(&classes[a])
+        );
+        for (c, &b) in order.iter().enumerate() {
+            let v = values[a][b];
+            let t = (v - lo) / span;
+            let x = label + c as f64 * cell;
+            let _ = write!(
+                s,
+                "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{cell:.1}\" height=\"{cell:.1}\" fill=\"{}\"><title>{}</title></rect>",
+                viridis(t),
+                xml(&hover(a, b, v))
+            );
+            if cell >= 26.0 {
+                let text = cell_text(a, b, v);
+                if !text.is_empty() {
+                    let colour = if t > 0.6 { "#000" } else { "#fff" };
+                    let _ = write!(
+                        s,
+                        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"{colour}\" pointer-events=\"none\">{}</text>",
+                        x + cell / 2.0,
+                        y + cell / 2.0 + font * 0.35,
+                        xml(&text)
+                    );
+                }
+            }
+        }
+    }
+    for (c, &b) in order.iter().enumerate() {
+        let x = label + c as f64 * cell + cell / 2.0 + font * 0.35;
+        let y = top - 4.0;
+        let _ = write!(
+            s,
+            "<text transform=\"translate({x:.1},{y:.1}) rotate(-90)\"><title>{}</title>{}</text>",
+            xml(&classes[b]),
+            xml(&classes[b])
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// A 2-D map as SVG: one `<g>` per class (hovering a point shows its
+/// class), `colours` per class (see [`class_colours`]); a legend beside the
+/// points for up to 24 classes (the caller adds an HTML legend for more).
+pub fn map_svg(
+    title: &str,
+    points: &[[f32; 2]],
+    labels: &[usize],
+    classes: &[String],
+    colours: &[String],
+) -> String {
+    let legend = classes.len() <= 24;
+    let longest = classes.iter().map(|c| c.chars().count()).max().unwrap_or(1) as f64;
+    let legend_w = if legend { longest * 6.4 + 34.0 } else { 0.0 };
+    let (pw, ph) = (440.0, 400.0);
+    let (w, h) = (pw + 20.0 + legend_w, ph + 34.0);
+    let (mut x0, mut x1, mut y0, mut y1) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
+    for p in points {
+        (x0, x1, y0, y1) = (x0.min(p[0]), x1.max(p[0]), y0.min(p[1]), y1.max(p[1]));
+    }
+    if points.is_empty() || x1 <= x0 || y1 <= y0 {
+        (x0, x1, y0, y1) = (-1.0, 1.0, -1.0, 1.0);
+    }
+    let sx = |v: f32| 16.0 + (v - x0) as f64 / (x1 - x0) as f64 * (pw - 12.0);
+    let sy = |v: f32| 34.0 + (y1 - v) as f64 / (y1 - y0) as f64 * (ph - 12.0);
+    let r = if points.len() > 1500 { 1.8 } else { 2.6 };
+    let mut s = format!(
+        "<svg class=\"map\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{w:.0}\" height=\"{h:.0}\" viewBox=\"0 0 {w:.0} {h:.0}\" font-family=\"sans-serif\" font-size=\"11\"><text x=\"4\" y=\"16\" font-size=\"14\">{}</text><rect x=\"10\" y=\"28\" width=\"{pw}\" height=\"{ph}\" fill=\"none\" stroke=\"#999\"/>",
+        xml(title)
+    );
+    for (c, name) in classes.iter().enumerate() {
+        let _ = write!(
+            s,
+            "<g class=\"cls\" data-c=\"{c}\" fill=\"{}\" fill-opacity=\"0.8\"><title>{}</title>",
+            colours[c],
+            xml(name)
+        );
+        for (p, _) in points.iter().zip(labels).filter(|(_, l)| **l == c) {
+            let _ = write!(
+                s,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"{r}\"/>",
+                sx(p[0]),
+                sy(p[1])
+            );
+        }
+        s.push_str("</g>");
+    }
+    if legend {
+        for (c, name) in classes.iter().enumerate() {
+            let y = 34.0 + c as f64 * 15.0;
+            let _ = write!(
+                s,
+                "<g class=\"key\" data-c=\"{c}\"><circle cx=\"{:.1}\" cy=\"{y:.1}\" r=\"4.5\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{:.1}\">{}</text></g>",
+                pw + 24.0,
+                colours[c],
+                pw + 33.0,
+                y + 4.0,
+                xml(name)
+            );
+        }
+    }
+    s.push_str("</svg>");
+    s
 }
 
 /// A categorical colour (tab10 then tab20's light half), cycling.
@@ -80,6 +326,20 @@ pub struct Series {
     pub color: usize,
     /// Points, with an optional +- spread drawn as a bar.
     pub points: Vec<(f64, f64, Option<f64>)>,
+}
+
+/// Series longer than this are drawn without dot markers.
+pub const MAX_MARKED_POINTS: usize = 60;
+
+/// An axis label: integers without a decimal point (1, 10, 100, 1300),
+/// other values with at most 3 significant decimals.
+pub fn axis_number(v: f64) -> String {
+    if (v - v.round()).abs() < 1e-9 * v.abs().max(1.0) {
+        format!("{}", v.round() as i64)
+    } else {
+        let t = format!("{v:.3}");
+        t.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
 }
 
 /// A line chart as an SVG string; `log_x` uses a logarithmic x axis.
@@ -129,6 +389,7 @@ pub fn line_chart(
                     .configure_mesh()
                     .x_desc(x_label)
                     .y_desc(y_label)
+                    .x_label_formatter(&|x| axis_number(*x))
                     .draw()
                     .map_err(err)?;
                 for s in series {
@@ -143,13 +404,17 @@ pub fn line_chart(
                         .legend(move |(x, y)| {
                             PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
                         });
-                    chart
-                        .draw_series(
-                            s.points
-                                .iter()
-                                .map(|p| Circle::new((p.0, p.1), 3, color.filled())),
-                        )
-                        .map_err(err)?;
+                    // Dots only where they mark measured sizes, not on
+                    // a curve of a thousand steps.
+                    if s.points.len() <= MAX_MARKED_POINTS {
+                        chart
+                            .draw_series(
+                                s.points
+                                    .iter()
+                                    .map(|p| Circle::new((p.0, p.1), 3, color.filled())),
+                            )
+                            .map_err(err)?;
+                    }
                     chart
                         .draw_series(s.points.iter().filter_map(|p| {
                             p.2.map(|sd| {
@@ -173,131 +438,12 @@ pub fn line_chart(
         if log_x {
             draw!(
                 builder
-                    .build_cartesian_2d((x0 * 0.9..x1 * 1.1).log_scale(), y0..y1)
+                    .build_cartesian_2d((x0.max(1e-9) * 0.8..x1 * 1.25).log_scale(), y0..y1)
                     .map_err(err)?
             );
         } else {
             draw!(builder.build_cartesian_2d(x0..x1, y0..y1).map_err(err)?);
         }
-        root.present().map_err(err)?;
-    }
-    Ok(svg)
-}
-
-/// A heatmap of a square class-by-class matrix, values printed in the cells.
-pub fn heatmap(title: &str, classes: &[String], values: &[Vec<f64>]) -> anyhow::Result<String> {
-    ensure_font()?;
-    let k = classes.len().max(1);
-    let cell = (480 / k).clamp(14, 48) as i32;
-    let label_w = 170;
-    let (w, h) = (
-        label_w + cell * k as i32 + 20,
-        40 + cell * k as i32 + label_w,
-    );
-    let max = values.iter().flatten().copied().fold(1e-9f64, f64::max);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (w as u32, h as u32)).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        root.draw(&Text::new(title.to_string(), (10, 10), ("sans-serif", 16)))
-            .map_err(err)?;
-        let font_size = (cell as f64 * 0.45).clamp(8.0, 12.0);
-        for (a, row) in values.iter().enumerate() {
-            for (b, &v) in row.iter().enumerate() {
-                let t = (v / max).clamp(0.0, 1.0);
-                // White (small distance) to dark blue (large).
-                let color = RGBColor(
-                    (255.0 - 220.0 * t) as u8,
-                    (255.0 - 180.0 * t) as u8,
-                    (255.0 - 90.0 * t) as u8,
-                );
-                let (x, y) = (label_w + b as i32 * cell, 40 + a as i32 * cell);
-                root.draw(&Rectangle::new(
-                    [(x, y), (x + cell, y + cell)],
-                    color.filled(),
-                ))
-                .map_err(err)?;
-                if cell >= 24 {
-                    let text_color = if t > 0.6 { WHITE } else { BLACK };
-                    let style =
-                        TextStyle::from(("sans-serif", font_size).into_font()).color(&text_color);
-                    root.draw(&Text::new(
-                        format!("{v:.2}"),
-                        (x + 3, y + cell / 2 - 5),
-                        style,
-                    ))
-                    .map_err(err)?;
-                }
-            }
-        }
-        for (a, name) in classes.iter().enumerate() {
-            let short: String = name.chars().take(24).collect();
-            let y = 40 + a as i32 * cell + cell / 2 - 5;
-            root.draw(&Text::new(short.clone(), (5, y), ("sans-serif", font_size)))
-                .map_err(err)?;
-            let x = label_w + a as i32 * cell + cell / 2 - 5;
-            let style = ("sans-serif", font_size)
-                .into_font()
-                .transform(FontTransform::Rotate90);
-            root.draw(&Text::new(short, (x + 10, 45 + cell * k as i32), style))
-                .map_err(err)?;
-        }
-        root.present().map_err(err)?;
-    }
-    Ok(svg)
-}
-
-/// A scatter of 2-D points coloured by class, with a legend.
-pub fn scatter(
-    title: &str,
-    points: &[[f32; 2]],
-    labels: &[usize],
-    classes: &[String],
-) -> anyhow::Result<String> {
-    ensure_font()?;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (620, 460)).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let (mut x0, mut x1, mut y0, mut y1) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
-        for p in points {
-            (x0, x1, y0, y1) = (x0.min(p[0]), x1.max(p[0]), y0.min(p[1]), y1.max(p[1]));
-        }
-        if points.is_empty() || x1 <= x0 || y1 <= y0 {
-            (x0, x1, y0, y1) = (-1.0, 1.0, -1.0, 1.0);
-        }
-        let (px, py) = (0.05 * (x1 - x0), 0.05 * (y1 - y0));
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(20)
-            .y_label_area_size(30)
-            .right_y_label_area_size(0)
-            .build_cartesian_2d((x0 - px)..(x1 + px), (y0 - py)..(y1 + py))
-            .map_err(err)?;
-        chart.configure_mesh().disable_mesh().draw().map_err(err)?;
-        for (c, name) in classes.iter().enumerate() {
-            let color = palette(c);
-            chart
-                .draw_series(
-                    points
-                        .iter()
-                        .zip(labels)
-                        .filter(|(_, l)| **l == c)
-                        .map(|(p, _)| Circle::new((p[0], p[1]), 3, color.mix(0.8).filled())),
-                )
-                .map_err(err)?
-                .label(name.chars().take(28).collect::<String>())
-                .legend(move |(x, y)| Circle::new((x + 6, y), 4, color.filled()));
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font(("sans-serif", 11))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
         root.present().map_err(err)?;
     }
     Ok(svg)
@@ -312,7 +458,7 @@ mod tests {
         let s = vec![Series {
             name: "model kNN".into(),
             color: 0,
-            points: vec![(1.0, 0.5, Some(0.1)), (10.0, 0.8, None)],
+            points: vec![(1.0, 0.5, Some(0.1)), (10.0, 0.8, None), (100.0, 0.9, None)],
         }];
         let svg = line_chart(
             "Few-shot",
@@ -324,10 +470,48 @@ mod tests {
         )
         .unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("model kNN") && svg.contains("Few-shot"));
-        let names = vec!["diatom".to_string(), "ciliate".to_string()];
-        let h = heatmap("Distances", &names, &[vec![0.1, 0.5], vec![0.5, 0.2]]).unwrap();
-        assert!(h.contains("diatom") && h.contains("0.50"));
-        let sc = scatter("Map", &[[0.0, 0.0], [1.0, 1.0]], &[0, 1], &names).unwrap();
-        assert!(sc.contains("ciliate") && sc.matches("<circle").count() >= 2);
+        // Integer ticks on the log axis, no "10.0".
+        let texts: Vec<&str> = svg.lines().map(str::trim).collect();
+        assert!(texts.contains(&"10") && texts.contains(&"100"), "{svg}");
+        assert!(!texts.contains(&"10.0"));
+        assert_eq!(svg.matches("<circle").count(), 3);
+        let long = vec![Series {
+            name: "loss".into(),
+            color: 0,
+            points: (1..=1300)
+                .map(|i| (i as f64, 1.0 / i as f64, None))
+                .collect(),
+        }];
+        let svg = line_chart("loss", "step", "loss", &long, false, None).unwrap();
+        assert_eq!(svg.matches("<circle").count(), 0);
+        let names = vec![
+            "diatom".to_string(),
+            "a_very_long_class_name_kept_whole".to_string(),
+        ];
+        let h = matrix_svg(
+            "Distances",
+            &names,
+            &[vec![0.1, 0.5], vec![0.5, 0.2]],
+            &[1, 0],
+            (0.0, 1.0),
+            &|_, _, v| format!("{v:.2}"),
+            &|a, b, v| format!("{} / {}: {v:.3}", names[a], names[b]),
+        );
+        assert!(h.contains("a_very_long_class_name_kept_whole</text>") && h.contains("0.50"));
+        assert!(h.contains("<title>diatom / a_very_long_class_name_kept_whole: 0.500</title>"));
+        let sc = map_svg(
+            "Map",
+            &[[0.0, 0.0], [1.0, 1.0]],
+            &[0, 1],
+            &names,
+            &class_colours(2),
+        );
+        assert!(sc.contains("<title>diatom</title>") && sc.matches("<circle").count() >= 2);
+        let many = class_colours(100);
+        let distinct: std::collections::HashSet<&String> = many.iter().collect();
+        assert_eq!(distinct.len(), 100);
+        assert_eq!(axis_number(1300.0), "1300");
+        assert_eq!(axis_number(0.25), "0.25");
+        assert!(colour_bar("d", 0.0, 1.0).contains(">0.50<"));
     }
 }

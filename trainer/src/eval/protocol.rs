@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use super::classifiers::{LogisticParams, SvcParams, Task, knn, logistic, svc_rbf};
 use super::gram::PoolKernels;
-use super::metrics::{balanced_accuracy, mean_std};
+use super::metrics::{Confusion, mean_std};
 
 /// Labelled images per class of the few-shot protocol.
 pub const DEFAULT_SHOTS: [usize; 7] = [1, 2, 5, 10, 20, 50, 100];
@@ -53,6 +53,9 @@ pub struct Settings {
     pub curve_sizes: Vec<usize>,
     /// Fraction of the pool in the curve's train pool.
     pub curve_train_fraction: f64,
+    /// Labelled images per class of the confusion matrices (the largest
+    /// size run that is not above it).
+    pub confusion_shots: usize,
 }
 
 impl Default for Settings {
@@ -64,6 +67,7 @@ impl Default for Settings {
             seed: 0,
             curve_sizes: seed_curve_sizes(),
             curve_train_fraction: 0.65,
+            confusion_shots: 10,
         }
     }
 }
@@ -116,6 +120,49 @@ pub struct CurvePoint {
     pub svc: f64,
 }
 
+/// Per-class results of one classifier, summed over the draws.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClassifierConfusion {
+    /// "knn", "logistic" or "svc".
+    pub classifier: String,
+    /// `counts[truth][predicted]`, summed over all draws' test images.
+    pub counts: Vec<Vec<usize>>,
+    /// Per class: share of its test images given its label.
+    pub recall: Vec<Option<f64>>,
+    /// Per class: share of the images given its label that are of it.
+    pub precision: Vec<Option<f64>>,
+    /// Per class: harmonic mean of precision and recall.
+    pub f1: Vec<Option<f64>>,
+    /// Mean F1 over classes.
+    pub macro_f1: f64,
+}
+
+impl ClassifierConfusion {
+    fn new(classifier: &str, c: Confusion) -> Self {
+        let f1 = c.f1s();
+        let present: Vec<f64> = f1.iter().flatten().copied().collect();
+        Self {
+            classifier: classifier.into(),
+            recall: c.recalls(),
+            precision: c.precisions(),
+            macro_f1: present.iter().sum::<f64>() / present.len().max(1) as f64,
+            f1,
+            counts: c.counts,
+        }
+    }
+}
+
+/// Confusion matrices of the three classifiers at one few-shot size.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConfusionResult {
+    /// Labelled images per class.
+    pub n_per_class: usize,
+    /// Draws summed.
+    pub draws: usize,
+    /// kNN, logistic, SVC.
+    pub classifiers: Vec<ClassifierConfusion>,
+}
+
 /// The full protocol's output for one embedder.
 #[derive(Clone, Debug, Serialize)]
 pub struct TransferResult {
@@ -129,16 +176,18 @@ pub struct TransferResult {
     pub curve_train_pool: usize,
     /// Images in the curve's test set.
     pub curve_test: usize,
+    /// Confusion matrices and per-class scores at `settings.confusion_shots`.
+    pub confusion: Option<ConfusionResult>,
 }
 
-/// Scores of the three classifiers on one task.
+/// Confusions of the three classifiers on one task.
 fn score_all(
     kernels: &PoolKernels,
     task: Task<'_>,
     truth: &[usize],
     k: usize,
     seed: u64,
-) -> anyhow::Result<[f64; 3]> {
+) -> anyhow::Result<[Confusion; 3]> {
     let classes = task.classes;
     let k_pred = knn(&kernels.cosine, task, k);
     let l_pred = logistic(&kernels.standardized, task, LogisticParams::default());
@@ -153,9 +202,9 @@ fn score_all(
         },
     )?;
     Ok([
-        balanced_accuracy(truth, &k_pred, classes),
-        balanced_accuracy(truth, &l_pred, classes),
-        balanced_accuracy(truth, &s_pred, classes),
+        Confusion::new(truth, &k_pred, classes),
+        Confusion::new(truth, &l_pred, classes),
+        Confusion::new(truth, &s_pred, classes),
     ])
 }
 
@@ -240,6 +289,22 @@ pub fn run(
     let smallest = by_class.iter().map(Vec::len).min().unwrap_or(0);
     let mut few_shot = Vec::new();
     let mut skipped_shots = Vec::new();
+    let runnable = |n: usize| n > 0 && n < smallest;
+    let confusion_n = settings
+        .shots
+        .iter()
+        .copied()
+        .filter(|&n| runnable(n) && n <= settings.confusion_shots)
+        .max()
+        .or_else(|| {
+            settings
+                .shots
+                .iter()
+                .copied()
+                .filter(|&n| runnable(n))
+                .min()
+        });
+    let mut confusion = None;
     for &n in &settings.shots {
         if n == 0 || n >= smallest {
             skipped_shots.push(format!(
@@ -248,7 +313,7 @@ pub fn run(
             continue;
         }
         let knn_k = settings.k.min(n).max(1);
-        let scores: Vec<[f64; 3]> = (0..settings.draws)
+        let confusions: Vec<[Confusion; 3]> = (0..settings.draws)
             .into_par_iter()
             .map(|d| {
                 let seed = settings.seed.wrapping_add(d as u64);
@@ -257,7 +322,32 @@ pub fn run(
                 score_all(kernels, task, &draw.truth, knn_k, seed)
             })
             .collect::<anyhow::Result<_>>()?;
-        let column = |m: usize| Stat::from_values(scores.iter().map(|s| s[m]).collect());
+        let column = |m: usize| {
+            Stat::from_values(
+                confusions
+                    .iter()
+                    .map(|s| s[m].balanced_accuracy())
+                    .collect(),
+            )
+        };
+        if Some(n) == confusion_n {
+            let mut sum: [Confusion; 3] = confusions[0].clone();
+            for c in &confusions[1..] {
+                for m in 0..3 {
+                    sum[m].add(&c[m]);
+                }
+            }
+            let [k, l, s] = sum;
+            confusion = Some(ConfusionResult {
+                n_per_class: n,
+                draws: confusions.len(),
+                classifiers: vec![
+                    ClassifierConfusion::new("knn", k),
+                    ClassifierConfusion::new("logistic", l),
+                    ClassifierConfusion::new("svc", s),
+                ],
+            });
+        }
         few_shot.push(ShotResult {
             n_per_class: n,
             knn_k,
@@ -293,7 +383,8 @@ pub fn run(
                 classes,
             };
             let [knn, logistic, svc] =
-                score_all(kernels, task, &truth, settings.k.min(n), settings.seed)?;
+                score_all(kernels, task, &truth, settings.k.min(n), settings.seed)?
+                    .map(|c| c.balanced_accuracy());
             Ok(CurvePoint {
                 n_train: n,
                 classes_seen: present.iter().filter(|&&p| p).count(),
@@ -309,6 +400,7 @@ pub fn run(
         curve,
         curve_train_pool: train_pool.len(),
         curve_test: test.len(),
+        confusion,
     })
 }
 
@@ -359,6 +451,12 @@ mod tests {
                 assert_eq!(stat.std, 0.0);
             }
         }
+        // Confusion at n = 10 (the default), perfect and summed over 3 draws.
+        let conf = r.confusion.as_ref().unwrap();
+        assert_eq!(conf.n_per_class, 10);
+        assert_eq!(conf.classifiers.len(), 3);
+        assert_eq!(conf.classifiers[0].counts[1][1], 3 * 2);
+        assert_eq!(conf.classifiers[2].f1, vec![Some(1.0); 3]);
         // 36 items: train pool 23, test 13; sizes 30.. do not fit.
         assert_eq!((r.curve_train_pool, r.curve_test), (23, 13));
         assert!(r.curve.is_empty());

@@ -130,7 +130,9 @@ pub fn lineage_lines(log: &str) -> Vec<String> {
     log.lines()
         .map(str::trim)
         .filter(|l| {
-            l.starts_with("# ") || l.contains("starting from the weights of") || l.starts_with("finished at step")
+            l.starts_with("# ")
+                || l.contains("starting from the weights of")
+                || l.starts_with("finished at step")
         })
         .map(|l| l.trim_start_matches("# ").to_string())
         .collect()

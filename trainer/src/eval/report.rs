@@ -11,12 +11,13 @@ use serde::Serialize;
 
 use super::curves::{TrainingCurves, read_run};
 use super::dataset::EvalSet;
-use super::distances::{DistanceMatrix, class_distances};
+use super::distances::{DistanceMatrix, class_distances, cluster_order};
 use super::gram::{Gram, PoolKernels, l2_normalized};
-use super::images::{ClassPicks, grid_png, pick_images};
+use super::images::{ClassPicks, grid_png, pick_images, thumbnail};
 use super::map2d::{Map2d, map_2d};
-use super::plots::{Series, heatmap, line_chart, scatter};
+use super::plots::{Series, class_colours, colour_bar, line_chart, map_svg, matrix_svg};
 use super::protocol::{Settings, TransferResult, run as run_transfer};
+use super::provenance::{ModelProvenance, RunProvenance};
 use crate::embedder::Embedder;
 
 /// Labelled images per class quoted in the headline (or the largest run size below it).
@@ -42,6 +43,11 @@ pub struct EvalInputs {
     pub split: Option<String>,
     /// Images per class cap that was applied.
     pub max_per_class: Option<usize>,
+    /// Where each embedder came from (same order as `embedders`; missing
+    /// entries are filled from the embedder's name).
+    pub models: Vec<ModelProvenance>,
+    /// Tool version, commit, date, command line.
+    pub run: RunProvenance,
 }
 
 /// Results on one group (seen or unseen classes) for one embedder.
@@ -65,6 +71,9 @@ pub struct GroupResult {
     pub map_indices: Vec<usize>,
     /// Closest, furthest and closest-other images per class.
     pub picks: Vec<ClassPicks>,
+    /// Class order of the figures: average-linkage clustering of the first
+    /// embedder's class distances in this group (the same for every embedder).
+    pub class_order: Vec<usize>,
 }
 
 /// All results for one embedder.
@@ -74,6 +83,8 @@ pub struct EmbedderResult {
     pub name: String,
     /// Embedding dimension.
     pub dim: usize,
+    /// Where it came from.
+    pub provenance: ModelProvenance,
     /// Per group.
     pub groups: Vec<GroupResult>,
 }
@@ -96,6 +107,8 @@ pub struct HeadlineRow {
 /// Everything in `metrics.json`.
 #[derive(Serialize)]
 pub struct Metrics {
+    /// Tool version, git commit, date, command line.
+    pub provenance: RunProvenance,
     /// Data evaluated.
     pub data: String,
     /// Split manifest.
@@ -181,6 +194,7 @@ fn evaluate_group(
             map,
             map_indices,
             picks,
+            class_order: Vec::new(),
         },
         dim,
     ))
@@ -196,7 +210,12 @@ pub fn evaluate(inputs: &EvalInputs) -> anyhow::Result<Metrics> {
     );
     let mut embedders = Vec::new();
     let mut notes = Vec::new();
-    for e in &inputs.embedders {
+    for (i, e) in inputs.embedders.iter().enumerate() {
+        let mut provenance = inputs.models.get(i).cloned().unwrap_or_default();
+        if provenance.name.is_empty() {
+            provenance.name = e.name();
+        }
+        let name = provenance.name.clone();
         let mut groups = Vec::new();
         let mut dim = 0;
         for (group, set) in [
@@ -208,19 +227,32 @@ pub fn evaluate(inputs: &EvalInputs) -> anyhow::Result<Metrics> {
             };
             let (g, d) = evaluate_group(e.as_ref(), set, group, &inputs.settings)?;
             if let Some(note) = &g.map.note {
-                notes.push(format!(
-                    "{} ({group}): 2-D map by PCA because {note}",
-                    e.name()
-                ));
+                notes.push(format!("{name} ({group}): 2-D map by PCA because {note}"));
             }
             dim = d;
             groups.push(g);
         }
         embedders.push(EmbedderResult {
-            name: e.name(),
+            name,
             dim,
+            provenance,
             groups,
         });
+    }
+    // One class order per group, from the first embedder's distances.
+    let orders: Vec<Vec<usize>> = embedders
+        .first()
+        .map(|e| {
+            e.groups
+                .iter()
+                .map(|g| cluster_order(&g.distances.mean))
+                .collect()
+        })
+        .unwrap_or_default();
+    for e in &mut embedders {
+        for (g, order) in e.groups.iter_mut().zip(&orders) {
+            g.class_order = order.clone();
+        }
     }
     let mut headline = Vec::new();
     for e in &embedders {
@@ -279,6 +311,7 @@ pub fn evaluate(inputs: &EvalInputs) -> anyhow::Result<Metrics> {
     }
     let training = inputs.run_dir.as_deref().map(read_run).transpose()?;
     Ok(Metrics {
+        provenance: inputs.run.clone(),
         data: inputs.data.clone(),
         split: inputs.split.clone(),
         max_per_class: inputs.max_per_class,
@@ -310,10 +343,68 @@ fn png_img(png: &[u8], title: &str) -> String {
     )
 }
 
+/// Side of the thumbnails in the image tables.
+pub const THUMB: usize = 40;
+
+/// Section ids of the page, in order, with their headings (the table of
+/// contents and the browser test read them).
+pub const SECTIONS: [(&str, &str); 10] = [
+    ("provenance", "Provenance"),
+    ("headline", "Headline: few-shot transfer to unseen classes"),
+    (
+        "per-class",
+        "Per class: confusion matrices, precision, recall, F1",
+    ),
+    ("few-shot", "Few-shot transfer by labelled images per class"),
+    ("seed-curve", "The seed's curve: n labelled images in total"),
+    (
+        "distances",
+        "Mean cosine distance within and between classes",
+    ),
+    ("maps", "2-D maps"),
+    ("images", "Images in the embedding space"),
+    ("training", "Training curves"),
+    ("method", "Method"),
+];
+
 const STYLE: &str = "body{font-family:sans-serif;max-width:1250px;margin:auto;padding:1em;color:#222}\
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}\
-th{background:#eee}td:first-child,th:first-child{text-align:left}.charts{display:flex;flex-wrap:wrap;gap:8px}\
-.note{background:#fff6d5;padding:.5em}img{image-rendering:pixelated;height:64px}h2{border-bottom:2px solid #ccc}";
+th{background:#eee}td:first-child,th:first-child{text-align:left}.charts{display:flex;flex-wrap:wrap;gap:8px;align-items:flex-start}\
+.note{background:#fff6d5;padding:.5em}h2{border-bottom:2px solid #ccc}.scroll{overflow-x:auto;max-width:100%}\
+table.pics{table-layout:fixed;width:100%}table.pics td{text-align:left;vertical-align:top;padding:2px 4px}\
+table.pics td:first-child{width:11em;overflow-wrap:anywhere;font-size:90%}table.pics img{display:block;max-width:100%}\
+.cap{font-size:75%;color:#555;display:flex;gap:2px}.cap span{width:42px;overflow-wrap:anywhere}\
+.legend{display:flex;flex-wrap:wrap;gap:2px 12px;font-size:80%;max-width:1200px}.legend span{cursor:default}\
+.legend i{display:inline-block;width:10px;height:10px;border-radius:5px;margin-right:3px}\
+svg.map g.dim{opacity:.08}nav ol{columns:2}code{overflow-wrap:anywhere}";
+
+/// Catches script errors into `#js-errors` (the browser test reads it) and
+/// highlights a class on a map when its legend entry is hovered.
+const SCRIPT: &str = "window.__errors=[];window.addEventListener('error',function(e){window.__errors.push(String(e.message));var d=document.getElementById('js-errors');if(d){d.textContent=window.__errors.join('\\n');}});\
+document.addEventListener('DOMContentLoaded',function(){\
+document.querySelectorAll('[data-map]').forEach(function(box){\
+var svg=box.querySelector('svg.map');if(!svg){return;}\
+box.querySelectorAll('[data-c]').forEach(function(k){if(k.closest('g.cls')===k){return;}\
+k.addEventListener('mouseenter',function(){var c=k.getAttribute('data-c');svg.querySelectorAll('g.cls').forEach(function(g){g.classList.toggle('dim',g.getAttribute('data-c')!==c);});});\
+k.addEventListener('mouseleave',function(){svg.querySelectorAll('g.cls').forEach(function(g){g.classList.remove('dim');});});});});\
+var s=document.getElementById('self-check');if(s){s.setAttribute('data-svg',document.querySelectorAll('svg').length);s.setAttribute('data-img',document.querySelectorAll('img').length);s.textContent='ok';}});";
+
+fn section(h: &mut String, id: &str) -> std::fmt::Result {
+    let title = SECTIONS.iter().find(|s| s.0 == id).map_or(id, |s| s.1);
+    writeln!(h, "<h2 id=\"{id}\">{}</h2>", esc(title))
+}
+
+fn fmt_opt(v: Option<f64>) -> String {
+    v.map_or("–".into(), |v| format!("{v:.2}"))
+}
+
+fn classifier_title(name: &str) -> &'static str {
+    match name {
+        "knn" => "kNN (cosine)",
+        "logistic" => "logistic regression",
+        _ => "RBF SVC",
+    }
+}
 
 /// Renders the HTML report. `unseen`/`seen` supply the pixels for the image grids.
 pub fn render_html(
@@ -325,26 +416,83 @@ pub fn render_html(
     let mut h = String::new();
     writeln!(
         h,
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>SeaCLR evaluation</title><style>{STYLE}</style></head><body>"
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>SeaCLR evaluation</title><style>{STYLE}</style><script>{SCRIPT}</script></head><body>"
     )?;
     writeln!(
         h,
-        "<h1>SeaCLR evaluation</h1><p>Data: <code>{}</code>{}</p>",
+        "<h1>SeaCLR evaluation</h1><p>Data: <code>{}</code>{}</p><div id=\"js-errors\" class=\"note\" hidden></div><div id=\"self-check\" hidden></div>",
         esc(&m.data),
         m.split
             .as_deref()
             .map(|s| format!(", split <code>{}</code>", esc(s)))
             .unwrap_or_default()
     )?;
+    writeln!(h, "<nav><b>Contents</b><ol>")?;
+    for (id, title) in SECTIONS {
+        if id == "training" && m.training.is_none() {
+            continue;
+        }
+        writeln!(h, "<li><a href=\"#{id}\">{}</a></li>", esc(title))?;
+    }
+    writeln!(h, "</ol></nav>")?;
+
+    // Provenance.
+    section(&mut h, "provenance")?;
+    let p = &m.provenance;
+    writeln!(
+        h,
+        "<p>seaclr {} {}, written {}.<br>Command: <code>{}</code></p>",
+        esc(&p.tool_version),
+        p.git_commit
+            .as_deref()
+            .map(|c| format!("(git commit <code>{}</code>)", esc(c)))
+            .unwrap_or_else(|| "(git commit unknown)".into()),
+        esc(&p.date),
+        esc(&p.command_line)
+    )?;
+    writeln!(
+        h,
+        "<table><tr><th>model</th><th>kind</th><th>CRC-32</th><th>bytes</th><th>steps (this run / in all)</th><th>lineage</th></tr>"
+    )?;
+    for e in &m.embedders {
+        let q = &e.provenance;
+        writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td style=\"text-align:left\">{}</td></tr>",
+            esc(&e.name),
+            esc(&q.kind),
+            q.crc32
+                .as_deref()
+                .map(|c| format!(
+                    "<code>{c}</code> <small>({})</small>",
+                    esc(q.crc32_of.as_deref().unwrap_or(""))
+                ))
+                .unwrap_or_else(|| "–".into()),
+            q.bytes.map_or("–".into(), |b| b.to_string()),
+            match (q.run_steps, q.cumulative_steps) {
+                (Some(r), Some(c)) => format!("{r} / {c}"),
+                (Some(r), None) => r.to_string(),
+                _ => "–".into(),
+            },
+            q.lineage
+                .iter()
+                .map(|l| esc(l))
+                .collect::<Vec<_>>()
+                .join("<br>")
+        )?;
+    }
+    writeln!(h, "</table>")?;
 
     // Headline.
-    writeln!(h, "<h2>Headline: few-shot transfer to unseen classes</h2>")?;
+    section(&mut h, "headline")?;
     if let Some(first) = m.headline.first() {
         writeln!(
             h,
-            "<p>Balanced accuracy (mean ± std over {} seeded draws) with <b>{} labelled images per class</b> of classes the encoder never saw; the rest of each class is the test set. Chance is {:.3}.</p>",
+            "<p>Balanced accuracy (mean ± std over {} seeded draws) with <b>{} labelled images per class</b> of {} classes the encoder never saw ({} images); the rest of each class is the test set. Chance is {:.3}.</p>",
             m.settings.draws,
             first.n_per_class,
+            unseen.class_names.len(),
+            unseen.len(),
             1.0 / unseen.class_names.len() as f64
         )?;
         writeln!(
@@ -376,7 +524,6 @@ pub fn render_html(
                 100.0 * (model.knn.0 - raw.knn.0),
                 esc(&raw.embedder)
             )?;
-            // Models compared beside the first (e.g. its int8 blob).
             for r in m.headline[1..]
                 .iter()
                 .filter(|r| r.embedder != "raw pixels" && !r.embedder.starts_with("random weights"))
@@ -406,6 +553,94 @@ pub fn render_html(
         writeln!(h, "</ul></div>")?;
     }
 
+    // Per class.
+    section(&mut h, "per-class")?;
+    if let Some((e, g, conf)) = m.embedders.first().and_then(|e| {
+        let g = e.groups.first()?;
+        Some((e, g, g.transfer.as_ref()?.confusion.as_ref()?))
+    }) {
+        writeln!(
+            h,
+            "<p>{} with <b>{} labelled images per class</b>: test images of each true class (rows) by the class each classifier gave them (columns), summed over {} draws and shown as a share of the row (the diagonal is the recall). One colour scale for the three; classes ordered by clustering their distances. Hover a cell for the counts. Every embedder's matrices are in <code>metrics.json</code>.</p>",
+            esc(&e.name),
+            conf.n_per_class,
+            conf.draws
+        )?;
+        writeln!(
+            h,
+            "{}<div class=\"charts scroll\">",
+            colour_bar("share of the true class's test images", 0.0, 1.0)
+        )?;
+        let classes = &g.classes;
+        for c in &conf.classifiers {
+            let rows: Vec<f64> = c
+                .counts
+                .iter()
+                .map(|r| r.iter().sum::<usize>().max(1) as f64)
+                .collect();
+            let share: Vec<Vec<f64>> = c
+                .counts
+                .iter()
+                .zip(&rows)
+                .map(|(r, t)| r.iter().map(|&v| v as f64 / t).collect())
+                .collect();
+            h.push_str(&matrix_svg(
+                &format!(
+                    "{} (macro F1 {:.3})",
+                    classifier_title(&c.classifier),
+                    c.macro_f1
+                ),
+                classes,
+                &share,
+                &g.class_order,
+                (0.0, 1.0),
+                &|_, _, v| {
+                    if v >= 0.005 {
+                        format!("{:.0}", 100.0 * v)
+                    } else {
+                        String::new()
+                    }
+                },
+                &|a, b, v| {
+                    format!(
+                        "true {} -> given {}: {} of {} ({:.1} %)",
+                        classes[a],
+                        classes[b],
+                        c.counts[a][b],
+                        rows[a],
+                        100.0 * v
+                    )
+                },
+            ));
+        }
+        writeln!(h, "</div>")?;
+        writeln!(
+            h,
+            "<div class=scroll><table><tr><th rowspan=2>class (clustered order)</th><th rowspan=2>test images</th><th colspan=3>kNN</th><th colspan=3>logistic</th><th colspan=3>SVC</th></tr><tr>{}</tr>",
+            "<th>precision</th><th>recall</th><th>F1</th>".repeat(3)
+        )?;
+        for &a in &g.class_order {
+            let tests: usize = conf.classifiers[0].counts[a].iter().sum();
+            write!(h, "<tr><td>{}</td><td>{tests}</td>", esc(&classes[a]))?;
+            for c in &conf.classifiers {
+                write!(
+                    h,
+                    "<td>{}</td><td>{}</td><td>{}</td>",
+                    fmt_opt(c.precision[a]),
+                    fmt_opt(c.recall[a]),
+                    fmt_opt(c.f1[a])
+                )?;
+            }
+            writeln!(h, "</tr>")?;
+        }
+        writeln!(h, "</table></div>")?;
+    } else {
+        writeln!(
+            h,
+            "<p class=note>No few-shot size could be run, so there is no confusion matrix.</p>"
+        )?;
+    }
+
     // Few-shot curves.
     let transfers: Vec<(&str, &TransferResult)> = m
         .embedders
@@ -417,10 +652,8 @@ pub fn render_html(
                 .map(|t| (e.name.as_str(), t))
         })
         .collect();
-    writeln!(
-        h,
-        "<h2>Few-shot transfer by labelled images per class</h2><div class=charts>"
-    )?;
+    section(&mut h, "few-shot")?;
+    writeln!(h, "<div class=charts>")?;
     for (title, pick) in [
         ("kNN (cosine)", 0usize),
         ("logistic regression", 1),
@@ -473,7 +706,7 @@ pub fn render_html(
     writeln!(h, "</table>")?;
 
     // Seed curve.
-    writeln!(h, "<h2>The seed's curve: n labelled images in total</h2>")?;
+    section(&mut h, "seed-curve")?;
     if let Some((_, t)) = transfers.first().filter(|(_, t)| !t.curve.is_empty()) {
         writeln!(
             h,
@@ -516,9 +749,17 @@ pub fn render_html(
     }
 
     // Distances.
+    section(&mut h, "distances")?;
+    let dmax = m
+        .embedders
+        .iter()
+        .flat_map(|e| &e.groups)
+        .flat_map(|g| g.distances.mean.iter().flatten())
+        .copied()
+        .fold(1e-9f64, f64::max);
     writeln!(
         h,
-        "<h2>Mean cosine distance within and between classes</h2><p>Diagonal: within a class (small is good); off-diagonal: between classes (large is good).</p>"
+        "<p>Diagonal: within a class (small is good); off-diagonal: between classes (large is good). All matrices share one colour scale (0 to {dmax:.3}, the largest value of any), so a matrix that looks uniform really is; classes in the order of an average-linkage clustering of the first model's distances; hover a cell for the class names and value.</p>"
     )?;
     writeln!(
         h,
@@ -539,20 +780,30 @@ pub fn render_html(
         }
     }
     writeln!(h, "</table>")?;
+    h.push_str(&colour_bar("mean cosine distance (1 - cos)", 0.0, dmax));
     for e in &m.embedders {
-        writeln!(h, "<div class=charts>")?;
+        writeln!(h, "<div class=\"charts scroll\">")?;
         for g in &e.groups {
-            h.push_str(&heatmap(
+            let classes = &g.distances.classes;
+            h.push_str(&matrix_svg(
                 &format!("{}: {} classes", e.name, g.group),
-                &g.distances.classes,
+                classes,
                 &g.distances.mean,
-            )?);
+                &g.class_order,
+                (0.0, dmax),
+                &|_, _, v| format!("{v:.2}"),
+                &|a, b, v| format!("{} / {}: {v:.3}", classes[a], classes[b]),
+            ));
         }
         writeln!(h, "</div>")?;
     }
 
     // Maps.
-    writeln!(h, "<h2>2-D maps</h2><div class=charts>")?;
+    section(&mut h, "maps")?;
+    writeln!(
+        h,
+        "<p>Each map's title says how it was made. Hover a point for its class; hover a legend entry to pick out its class. \"kept\" is the share of each image's 10 nearest neighbours (cosine) that stay among its 10 nearest on the map.</p>"
+    )?;
     for e in &m.embedders {
         for g in &e.groups {
             let labels: Vec<usize> = g
@@ -566,21 +817,58 @@ pub fn render_html(
                     }
                 })
                 .collect();
-            h.push_str(&scatter(
-                &format!("{} ({}), {}", e.name, g.group, g.map.method.to_uppercase()),
+            // Colours follow the clustered order, so neighbouring classes
+            // in the dendrogram differ in hue.
+            let base = class_colours(g.classes.len());
+            let mut colours = vec![String::new(); g.classes.len()];
+            for (pos, &c) in g.class_order.iter().enumerate() {
+                colours[c] = base[pos].clone();
+            }
+            if g.class_order.len() != g.classes.len() {
+                colours = base;
+            }
+            let method = if g.map.method == "umap" {
+                format!(
+                    "UMAP, kept {:.2} (PCA {:.2})",
+                    g.map.neighbour_preservation, g.map.pca_neighbour_preservation
+                )
+            } else {
+                format!("PCA, kept {:.2}", g.map.neighbour_preservation)
+            };
+            writeln!(h, "<div data-map>")?;
+            h.push_str(&map_svg(
+                &format!("{} ({}): {}", e.name, g.group, method),
                 &g.map.points,
                 &labels,
                 &g.classes,
-            )?);
+                &colours,
+            ));
+            if g.classes.len() > 24 {
+                write!(
+                    h,
+                    "<details><summary>legend ({} classes)</summary><div class=legend>",
+                    g.classes.len()
+                )?;
+                for &c in &g.class_order {
+                    write!(
+                        h,
+                        "<span data-c=\"{c}\"><i style=\"background:{}\"></i>{}</span>",
+                        colours[c],
+                        esc(&g.classes[c])
+                    )?;
+                }
+                write!(h, "</div></details>")?;
+            }
+            writeln!(h, "</div>")?;
         }
     }
-    writeln!(h, "</div>")?;
 
     // Images, for the first embedder (the model).
+    section(&mut h, "images")?;
     if let Some(e) = m.embedders.first() {
         writeln!(
             h,
-            "<h2>Images in the embedding space of {}</h2><p>Per class: the 5 images closest to the class centre (cosine), the 5 furthest, and the 5 images of other classes closest to it. Hover for path and similarity.</p>",
+            "<p>In the embedding space of <b>{}</b>, per class: the 5 images closest to the class centre (cosine), the 5 furthest, and the 5 images of other classes closest to it (their class under each). {THUMB} px thumbnails; hover for path and similarity.</p>",
             esc(&e.name)
         )?;
         for g in &e.groups {
@@ -593,25 +881,42 @@ pub fn render_html(
             };
             writeln!(
                 h,
-                "<h3>{} classes</h3><table><tr><th>class</th><th>closest to centre</th><th>furthest from centre</th><th>other classes closest</th></tr>",
+                "<h3>{} classes</h3><table class=pics><tr><th>class</th><th>closest to centre</th><th>furthest from centre</th><th>other classes closest</th></tr>",
                 g.group
             )?;
-            for p in &g.picks {
+            let picks_in_order: Vec<&ClassPicks> = if g.class_order.len() == g.picks.len() {
+                g.class_order.iter().map(|&c| &g.picks[c]).collect()
+            } else {
+                g.picks.iter().collect()
+            };
+            for p in picks_in_order {
                 write!(h, "<tr><td>{}</td>", esc(&p.class))?;
-                for list in [&p.closest, &p.furthest, &p.closest_other] {
-                    let pix: Vec<&[u8]> = list
+                for (col, list) in [&p.closest, &p.furthest, &p.closest_other]
+                    .into_iter()
+                    .enumerate()
+                {
+                    let thumbs: Vec<Vec<u8>> = list
                         .iter()
-                        .map(|q| set.pixels[q.index].as_slice())
-                        .collect();
+                        .map(|q| thumbnail(&set.pixels[q.index], image_size, THUMB))
+                        .collect::<anyhow::Result<_>>()?;
+                    let pix: Vec<&[u8]> = thumbs.iter().map(Vec::as_slice).collect();
                     let title: Vec<String> = list
                         .iter()
                         .map(|q| format!("{} [{}] cos {:.3}", q.id, q.class, q.similarity))
                         .collect();
                     write!(
                         h,
-                        "<td>{}</td>",
-                        png_img(&grid_png(&pix, image_size)?, &title.join("\n"))
+                        "<td>{}",
+                        png_img(&grid_png(&pix, THUMB)?, &title.join("\n"))
                     )?;
+                    if col == 2 {
+                        write!(h, "<div class=cap>")?;
+                        for q in list {
+                            write!(h, "<span>{}</span>", esc(&q.class))?;
+                        }
+                        write!(h, "</div>")?;
+                    }
+                    write!(h, "</td>")?;
                 }
                 writeln!(h, "</tr>")?;
             }
@@ -621,7 +926,8 @@ pub fn render_html(
 
     // Training curves.
     if let Some(t) = &m.training {
-        writeln!(h, "<h2>Training curves</h2><div class=charts>")?;
+        section(&mut h, "training")?;
+        writeln!(h, "<div class=charts>")?;
         if !t.step_loss.is_empty() {
             let s = [Series {
                 name: "loss".into(),
@@ -676,17 +982,77 @@ pub fn render_html(
         }
     }
 
-    // Method.
+    // Method, from what ran.
+    section(&mut h, "method")?;
+    let t0 = transfers.first().map(|(_, t)| *t);
+    let sizes: Vec<String> = t0
+        .map(|t| {
+            t.few_shot
+                .iter()
+                .map(|s| s.n_per_class.to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    writeln!(h, "<ul>")?;
     writeln!(
         h,
-        "<h2>Method</h2><ul>\
-<li>Few-shot: for each n, {} seeded draws; per class the first n of a shuffle are labelled, all others are the test set; sizes where a class would keep no test image are skipped. kNN uses cosine similarity and k = min({}, n).</li>\
-<li>Logistic regression: multinomial, L2 with C = 1, on features standardised over the evaluated images (no labels used). RBF SVC: smartcore's one-vs-one MultiClassSVC, C = 1, gamma = 1 / dim on the same standardised features.</li>\
-<li>The seed's curve: one shuffle, 65/35 split, first n of the train pool (n = 30..90 step 10, 100..900 step 100, 1000..3000 step 200).</li>\
-<li>Balanced accuracy is the mean recall over classes. Baselines: raw pixels (the preprocessed image as a vector) and the same encoder with random He-initialised weights.</li>\
-<li>Distances: mean 1 - cos over all pairs. Maps: UMAP (umap-rs) on cosine neighbours with a PCA start, at most {MAP_POINTS} images. Images: cosine to the class centre in the embedding space.</li></ul>",
-        m.settings.draws, m.settings.k
+        "<li>Images: {} of {} unseen classes{}{}.</li>",
+        unseen.len(),
+        unseen.class_names.len(),
+        m.max_per_class
+            .map(|c| format!(" (at most {c} per class, seeded choice)"))
+            .unwrap_or_default(),
+        seen.map(|s| format!(
+            "; {} test images of {} seen classes for distances, maps and images",
+            s.len(),
+            s.class_names.len()
+        ))
+        .unwrap_or_default()
     )?;
+    writeln!(
+        h,
+        "<li>Few-shot: n = {} labelled images per class, {} seeded draws each; per class the first n of a shuffle are labelled, all others are the test set; sizes where a class would keep no test image are skipped. Confusion matrices and per-class scores sum the draws of n = {}.</li>",
+        sizes.join(", "),
+        m.settings.draws,
+        t0.and_then(|t| t.confusion.as_ref())
+            .map_or("–".into(), |c| c.n_per_class.to_string())
+    )?;
+    writeln!(
+        h,
+        "<li>kNN: cosine similarity, k = min({}, n), majority vote (ties: larger summed similarity, then the nearest neighbour's class).</li>\
+<li>Logistic regression: multinomial, L2 with C = 1 and a bias, solved in its dual form by accelerated gradient descent (300 steps), on features standardised over the evaluated images (no labels used).</li>\
+<li>RBF SVC: one binary smartcore <code>SVC</code> (LaSVM solver, C = 1) per pair of classes on a precomputed RBF kernel table with gamma = 1 / dim of the same standardised features, one-vs-one voting as libsvm does (ties: larger summed margin, then the lower class index); not smartcore's <code>MultiClassSVC</code>, whose tie-break varies between runs.</li>",
+        m.settings.k
+    )?;
+    writeln!(
+        h,
+        "<li>The seed's curve: one shuffle, {:.0}/{:.0} split, first n of the train pool (n = 30..90 step 10, 100..900 step 100, 1000..3000 step 200, up to the pool).</li>\
+<li>Balanced accuracy is the mean recall over classes; precision, recall and F1 per class are from the summed confusion matrix. Baselines: raw pixels (the preprocessed image as a vector) and the same encoder with random He-initialised weights.</li>\
+<li>Distances: mean 1 - cos over all pairs of images. Class order: average-linkage clustering of the first model's class distance matrix. Images: cosine to the class centre in the embedding space.</li>",
+        100.0 * m.settings.curve_train_fraction,
+        100.0 * (1.0 - m.settings.curve_train_fraction)
+    )?;
+    write!(
+        h,
+        "<li>Maps (at most {MAP_POINTS} images each): UMAP implemented in seaclr (15 exact cosine neighbours, fuzzy union, PCA start, 500 epochs of seeded SGD, min_dist 0.1), kept when it keeps at least as many 10-nearest neighbourhoods as PCA. What ran: "
+    )?;
+    let mut runs = Vec::new();
+    for e in &m.embedders {
+        for g in &e.groups {
+            runs.push(format!(
+                "{} ({}, {} points): {}",
+                esc(&e.name),
+                g.group,
+                g.map.points.len(),
+                if g.map.method == "umap" {
+                    "UMAP".to_string()
+                } else {
+                    format!("PCA ({})", esc(g.map.note.as_deref().unwrap_or("")))
+                }
+            ));
+        }
+    }
+    writeln!(h, "{}.</li></ul>", runs.join("; "))?;
     writeln!(
         h,
         "<p>Every number is in <code>metrics.json</code> beside this file.</p></body></html>"
@@ -758,6 +1124,8 @@ mod tests {
             data: "synthetic".into(),
             split: None,
             max_per_class: Some(400),
+            models: vec![],
+            run: RunProvenance::default(),
         };
         let m = evaluate(&inputs).unwrap();
         assert_eq!(m.headline.len(), 1);
