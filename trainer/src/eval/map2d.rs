@@ -258,7 +258,7 @@ pub fn fuzzy_graph(cosine: &Gram, neighbours: usize) -> Vec<(usize, usize, f32)>
         edges.push((i, j, w));
         edges.push((j, i, w));
     }
-    edges.sort_unstable_by(|x, y| (x.0, x.1).cmp(&(y.0, y.1)));
+    edges.sort_unstable_by_key(|x| (x.0, x.1));
     edges
 }
 

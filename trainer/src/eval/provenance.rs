@@ -101,11 +101,11 @@ pub fn model_provenance(spec: &str, fallback_name: &str) -> ModelProvenance {
         dir.parent().and_then(Path::parent).map(Path::to_path_buf),
     ];
     for run in run_dirs.iter().flatten() {
-        if let Some(last) = last_step(&run.join("steps.csv")) {
-            if p.run_steps.is_none_or(|s| last >= s) {
-                p.cumulative_steps = Some(last);
-                break;
-            }
+        if let Some(last) = last_step(&run.join("steps.csv"))
+            && p.run_steps.is_none_or(|s| last >= s)
+        {
+            p.cumulative_steps = Some(last);
+            break;
         }
     }
     if p.cumulative_steps.is_none() {
@@ -151,7 +151,7 @@ pub fn thousands(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
