@@ -566,10 +566,26 @@ pub mod host {
     pub struct DecodeReport {
         /// Descriptions of the messages that decoded, in input order.
         pub text: String,
-        /// Messages decoded.
+        /// Messages decoded (counts and class-table parts).
         pub messages: usize,
+        /// The counts messages, in input order (`seaclr telemetry decode --json`).
+        pub decoded: Vec<Decoded>,
         /// Lines that did not decode (a hex file only).
         pub bad_lines: Vec<BadLine>,
+    }
+
+    /// One counts message [`decode_report`] decoded.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Decoded {
+        /// 1-based line in a hex file (`None`: one raw message or hex text).
+        pub line: Option<usize>,
+        /// Encoded length in bytes.
+        pub bytes: usize,
+        /// The message.
+        pub message: Telemetry,
+        /// Class names by index, as the text names them (given on the
+        /// command line, or from the buoy's class table; may be empty).
+        pub class_names: Vec<String>,
     }
 
     /// Decodes `arg` (file or hex) and describes it: the `seaclr telemetry
@@ -592,6 +608,12 @@ pub mod host {
                 return Ok(DecodeReport {
                     text: describe(&msg, bytes.len(), class_names),
                     messages: 1,
+                    decoded: std::vec![Decoded {
+                        line: None,
+                        bytes: bytes.len(),
+                        message: msg,
+                        class_names: class_names.to_vec(),
+                    }],
                     bad_lines: Vec::new(),
                 });
             }
@@ -613,21 +635,29 @@ pub mod host {
                     Ok(None) => continue,
                     Ok(Some(msg)) if msg.first() == Some(&super::CLASS_TABLE_MAGIC) => {
                         super::ClassTablePart::decode(&msg)
-                            .map(|part| tables.add(&part))
+                            .map(|part| (tables.add(&part), None))
                             .map_err(|e| format!("not a valid class table: {e}"))
                     }
                     Ok(Some(msg)) => Telemetry::decode(&msg)
                         .map(|m| {
                             let names = tables.names_for(&m, class_names);
-                            describe(&m, msg.len(), &names)
+                            let text = describe(&m, msg.len(), &names);
+                            let decoded = Decoded {
+                                line: Some(line_no),
+                                bytes: msg.len(),
+                                message: m,
+                                class_names: names,
+                            };
+                            (text, Some(decoded))
                         })
                         .map_err(|e| format!("not valid telemetry: {e}")),
                     Err(e) => Err(e),
                 };
                 match text {
-                    Ok(text) => {
+                    Ok((text, decoded)) => {
                         report.text.push_str(&text);
                         report.messages += 1;
+                        report.decoded.extend(decoded);
                     }
                     Err(reason) => report.bad_lines.push(BadLine {
                         line: line_no,
@@ -650,6 +680,12 @@ pub mod host {
         Ok(DecodeReport {
             text: describe(&msg, bytes.len(), class_names),
             messages: 1,
+            decoded: std::vec![Decoded {
+                line: None,
+                bytes: bytes.len(),
+                message: msg,
+                class_names: class_names.to_vec(),
+            }],
             bad_lines: Vec::new(),
         })
     }

@@ -97,9 +97,15 @@ struct DecodeArgs {
     /// Old spelling of --data.
     #[arg(hide = true, conflicts_with = "data")]
     message: Option<String>,
-    /// Class names by index, comma separated.
+    /// Class names by index, comma separated (default: from the buoy's
+    /// class table in the file).
     #[arg(long, value_delimiter = ',')]
     classes: Vec<String>,
+    /// Print one JSON object (input, messages with their line, bytes, fields
+    /// and class_names, bad_lines with line and reason) instead of text. Bad
+    /// lines still go to stderr and still make the exit code 1.
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -171,7 +177,33 @@ fn decode_telemetry(args: DecodeArgs) -> anyhow::Result<()> {
     };
     let report = seaclr_shared::telemetry::host::decode_report(&message, &args.classes)
         .map_err(anyhow::Error::msg)?;
-    print!("{}", report.text);
+    if args.json {
+        let messages: Vec<serde_json::Value> = report
+            .decoded
+            .iter()
+            .map(|d| {
+                let mut m = serde_json::to_value(&d.message).unwrap_or_default();
+                if let Some(obj) = m.as_object_mut() {
+                    obj.insert("line".into(), d.line.into());
+                    obj.insert("bytes".into(), d.bytes.into());
+                    obj.insert("class_names".into(), d.class_names.clone().into());
+                }
+                m
+            })
+            .collect();
+        let bad: Vec<serde_json::Value> = report
+            .bad_lines
+            .iter()
+            .map(|b| serde_json::json!({"line": b.line, "reason": b.reason}))
+            .collect();
+        ui::print_json(&serde_json::json!({
+            "input": message,
+            "messages": messages,
+            "bad_lines": bad,
+        }))?;
+    } else {
+        print!("{}", report.text);
+    }
     for bad in &report.bad_lines {
         eprintln!("{message}: line {}: {}", bad.line, bad.reason);
     }

@@ -215,7 +215,7 @@ fn telemetry_decode_prints_good_lines_and_names_bad_ones() {
     corrupt.replace_range(4..6, "ff");
     std::fs::write(&file, format!("{}\n{corrupt}\n{}\nzz\n", hex(1), hex(3))).unwrap();
     let out = seaclr()
-        .args(["telemetry", "decode"])
+        .args(["telemetry", "decode", "--data"])
         .arg(&file)
         .output()
         .unwrap();
@@ -230,7 +230,34 @@ fn telemetry_decode_prints_good_lines_and_names_bad_ones() {
         stderr.contains("2 line(s) could not be decoded"),
         "{stderr}"
     );
-    // All good: exit 0.
+    // --json: one object on stdout, the same lines and exit code.
+    let out = seaclr()
+        .args([
+            "telemetry",
+            "decode",
+            "--json",
+            "--classes",
+            "a,b",
+            "--data",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    let messages = v["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2, "{v}");
+    assert_eq!(messages[1]["sequence"], 3, "{v}");
+    assert_eq!(messages[1]["line"], 3, "{v}");
+    assert_eq!(messages[0]["counts"], serde_json::json!([4, 3]), "{v}");
+    assert_eq!(
+        messages[0]["class_names"],
+        serde_json::json!(["a", "b"]),
+        "{v}"
+    );
+    assert_eq!(v["bad_lines"].as_array().unwrap().len(), 2, "{v}");
+    assert!(text(&out.stderr).contains("line 4:"));
+    // All good: exit 0 (the old positional spelling still works).
     std::fs::write(&file, format!("{}\n{}\n", hex(1), hex(3))).unwrap();
     let out = seaclr()
         .args(["telemetry", "decode"])
