@@ -6,7 +6,7 @@
 //! still work, hidden, with a deprecation note on stderr.
 
 use clap::{Parser, Subcommand};
-use seaclr_trainer::{data, eval, fewshot, quant, simclr, ui};
+use seaclr_trainer::{data, eval, fewshot, interop, quant, simclr, ui};
 
 /// SeaCLR: self-supervised plankton embeddings, from workstation to buoy.
 #[derive(Parser)]
@@ -32,8 +32,8 @@ enum Command {
     /// Benchmarks (`seaclr bench train`: views/s of a training step).
     #[command(subcommand)]
     Bench(simclr::cli::BenchCommand),
-    /// Writes one embedding per image to a CSV (`path,label,e0,...`).
-    Embed(eval::cli::EmbedArgs),
+    /// Writes one embedding per image: CSV (`path,label,e0,...`) or NumPy `.npy` (`--format npy`).
+    Embed(EmbedCommandArgs),
     /// Few-shot transfer, baselines, distances, maps and images: report.html + metrics.json.
     Eval(eval::cli::EvalArgs),
     /// Models: quantize a float checkpoint to an int8 blob, inspect and verify blobs.
@@ -42,6 +42,9 @@ enum Command {
     /// Few-shot label stores for the device (build, inspect, check, calibrate-threshold).
     #[command(subcommand)]
     Fewshot(fewshot::cli::FewshotCommand),
+    /// EcoTaxa TSV: labels in (label store, manifest), predictions and embeddings out.
+    #[command(subcommand)]
+    Ecotaxa(interop::cli::EcotaxaCommand),
     /// Decode buoy telemetry (postcard + CRC, one Iridium SBD message each).
     #[command(subcommand)]
     Telemetry(TelemetryCommand),
@@ -70,8 +73,17 @@ enum ModelCommand {
     Inspect(quant::cli::InspectArgs),
     /// Compare an int8 blob with the float model it came from, on images.
     Verify(quant::cli::VerifyArgs),
-    // Conversions to other formats (e.g. `seaclr model export`, ONNX) go
-    // here, after the three above.
+    /// Export to ONNX: an int8 blob as a QDQ graph, a float checkpoint as a float graph.
+    Export(interop::cli::ModelExportArgs),
+}
+
+/// `seaclr embed`: the evaluation's arguments plus the output format.
+#[derive(clap::Args)]
+struct EmbedCommandArgs {
+    #[command(flatten)]
+    embed: eval::cli::EmbedArgs,
+    #[command(flatten)]
+    format: interop::cli::EmbedFormatArgs,
 }
 
 #[derive(Subcommand)]
@@ -115,10 +127,11 @@ fn main() -> std::process::ExitCode {
         Command::Data(cmd) => data::cli::run(cmd),
         Command::Train(args) => simclr::cli::run_train(args),
         Command::Bench(cmd) => simclr::cli::run_bench(cmd),
-        Command::Embed(args) => eval::cli::run_embed(args),
+        Command::Embed(args) => interop::cli::run_embed(args.embed, args.format),
         Command::Eval(args) => eval::cli::run_eval(args),
         Command::Model(cmd) => run_model(cmd),
         Command::Fewshot(cmd) => fewshot::cli::run(cmd),
+        Command::Ecotaxa(cmd) => interop::cli::run_ecotaxa(cmd),
         Command::Telemetry(TelemetryCommand::Decode(args)) => decode_telemetry(args),
         Command::Quantize(args) => {
             ui::deprecated("seaclr quantize", "seaclr model quantize");
@@ -159,6 +172,7 @@ fn run_model(cmd: ModelCommand) -> anyhow::Result<()> {
         ModelCommand::Quantize(args) => quant::cli::run_quantize(args),
         ModelCommand::Inspect(args) => quant::cli::run_inspect(args),
         ModelCommand::Verify(args) => quant::cli::run_verify(args),
+        ModelCommand::Export(args) => interop::cli::run_model_export(args),
     }
 }
 

@@ -156,7 +156,7 @@ pub fn run_model_export(args: ModelExportArgs) -> Result<()> {
         args.float.as_deref().map(|f| (f, float_out.as_path())),
     )?;
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        crate::ui::print_json(&report)?;
     } else {
         for f in &report.files {
             println!(
@@ -189,7 +189,7 @@ pub fn run_ecotaxa(cmd: EcotaxaCommand) -> Result<()> {
                 per_class: a.per_class,
             })?;
             if a.json {
-                println!("{}", serde_json::to_string(&report)?);
+                crate::ui::print_json(&report)?;
                 return Ok(());
             }
             println!(
@@ -239,7 +239,7 @@ pub fn run_ecotaxa(cmd: EcotaxaCommand) -> Result<()> {
                 embeddings: a.embeddings,
             })?;
             if a.json {
-                println!("{}", serde_json::to_string(&report)?);
+                crate::ui::print_json(&report)?;
                 return Ok(());
             }
             println!(
@@ -263,6 +263,19 @@ pub fn run_ecotaxa(cmd: EcotaxaCommand) -> Result<()> {
     }
 }
 
+/// `seaclr embed`: the evaluation's CSV, or `.npy` with `--format npy`.
+pub fn run_embed(embed: crate::eval::cli::EmbedArgs, fmt: EmbedFormatArgs) -> Result<()> {
+    match fmt.format {
+        EmbedFormat::Csv => {
+            if fmt.json || fmt.dtype != NpyDtype::F32 {
+                bail!("--dtype and --json go with --format npy");
+            }
+            crate::eval::cli::run_embed(embed)
+        }
+        EmbedFormat::Npy => run_embed_npy(&embed.model, &embed.data, &embed.out, embed.size, &fmt),
+    }
+}
+
 /// The `.npy` branch of `seaclr embed` (`model` as `seaclr embed --model` takes it).
 pub fn run_embed_npy(
     model: &str,
@@ -273,7 +286,7 @@ pub fn run_embed_npy(
 ) -> Result<()> {
     let report = embed_npy(model, data, out, size, fmt.dtype)?;
     if fmt.json {
-        println!("{}", serde_json::to_string(&report)?);
+        crate::ui::print_json(&report)?;
     } else {
         eprintln!(
             "{}: {} x {} {} embeddings ({}), ids in {}",

@@ -421,7 +421,7 @@ pub fn export_ecotaxa(opts: &ExportOptions) -> Result<ExportReport> {
     if matches!(opts.predictor, Predictor::None) && !opts.embeddings {
         bail!("nothing to export: give --store, --train or --embeddings");
     }
-    let is_blob = opts.model.extension().is_some_and(|e| e == "seaclr");
+    let is_blob = crate::ui::model_kind(&opts.model)? == crate::ui::ModelKind::Int8;
     if matches!(opts.predictor, Predictor::Store(..)) && !is_blob {
         bail!(
             "--store needs the int8 model blob (.seaclr) the store was built with, not {}",
@@ -643,7 +643,8 @@ pub fn embed_npy(
     size: usize,
     dtype: NpyDtype,
 ) -> Result<NpyReport> {
-    let is_blob = model.ends_with(".seaclr");
+    let is_blob = !matches!(model, "raw" | "random")
+        && crate::ui::model_kind(Path::new(model))? == crate::ui::ModelKind::Int8;
     if dtype == NpyDtype::I8 && !is_blob {
         bail!("--dtype i8 needs an int8 model blob (.seaclr), not {model}");
     }
@@ -746,8 +747,11 @@ pub fn float_onnx_path(out: &Path) -> PathBuf {
 /// float checkpoint (float ONNX to `out`); `float` adds the float ONNX of a
 /// checkpoint at `float_out`.
 pub fn export_onnx(model: &Path, out: &Path, float: Option<(&Path, &Path)>) -> Result<OnnxReport> {
+    if let Some((ckpt, _)) = float {
+        crate::ui::require_float(ckpt, "--float")?;
+    }
     let mut files = Vec::new();
-    if model.extension().is_some_and(|e| e == "seaclr") {
+    if crate::ui::model_kind(model)? == crate::ui::ModelKind::Int8 {
         let bytes = std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;
         let m = onnx::int8_model(&bytes).with_context(|| model.display().to_string())?;
         files.push(write_onnx(&m, out, "int8-qdq")?);
