@@ -382,7 +382,7 @@ def blob_cases(tmp):
             def fn(c, d):
                 p = os.path.join(d, "m.seaclr")
                 wfile(p, data)
-                r = c.sh([BIN["seaclr"], "inspect", p], d)
+                r = c.sh([BIN["seaclr"], "model", "inspect", "--model", p], d)
                 if must is None and r.rc == 0:
                     raise Outcome("correct", "accepted (checksums valid, shapes consistent)")
                 if r.rc == 0 and name.startswith("field-preprocess_id"):
@@ -553,7 +553,7 @@ def image_cases(tmp):
                 image_folder(data)
                 expect, report = setup(data)
                 if tool == "stats":
-                    r = c.sh([BIN["seaclr"], "data", "stats", "--json", data], d)
+                    r = c.sh([BIN["seaclr"], "data", "stats", "--json", "--data", data], d)
                     if r.rc != 0:
                         clear_or_wrong(r, report or "error")
                     got = json.loads(r.out)["images"]
@@ -675,7 +675,7 @@ def ifcb_cases(tmp):
                     target = os.path.join(data, stem + ".adc") if tool != "buoy" else os.path.join(data, stem)
                     n0 = base_n[tool]
                     if tool == "stats":
-                        r = c.sh([BIN["seaclr"], "data", "stats", "--json", target], d)
+                        r = c.sh([BIN["seaclr"], "data", "stats", "--json", "--data", target], d)
                         got = json.loads(r.out)["images"] if r.rc == 0 else None
                     elif tool == "embed":
                         r = c.sh([BIN["seaclr"], "embed", "--model", MODEL, "--data", target, "--out", "e.csv"], d)
@@ -710,7 +710,7 @@ def ifcb_cases(tmp):
         def prepare(stem=stem, base_n=base_n):
             d = tempfile.mkdtemp(dir=tmp)
             adc = os.path.join(DATA, "ifcb", stem + ".adc")
-            r = run([BIN["seaclr"], "data", "stats", "--json", adc], d)
+            r = run([BIN["seaclr"], "data", "stats", "--json", "--data", adc], d)
             base_n["stats"] = json.loads(r.out)["images"]
             r = run([BIN["seaclr"], "embed", "--model", MODEL, "--data", adc, "--out", "e.csv"], d)
             base_n["embed"] = len(rfile(os.path.join(d, "e.csv")).splitlines()) - 1
@@ -1031,7 +1031,7 @@ def telemetry_cases(tmp):
         def fn(c, d):
             p = os.path.join(d, "t.hex")
             wfile(p, content)
-            r = c.sh([BIN["seaclr"], "telemetry", "decode", p], d)
+            r = c.sh([BIN["seaclr"], "telemetry", "decode", "--data", p], d)
             check(r)
         return fn
 
@@ -1113,7 +1113,7 @@ def telemetry_cases(tmp):
     cases.append(Case("telemetry", "telemetry/zeros-1MB", decode_file(b"\x00" * (1 << 20), must_refuse)))
 
     def missing(c, d):
-        r = c.sh([BIN["seaclr"], "telemetry", "decode", os.path.join(d, "missing.hex")], d)
+        r = c.sh([BIN["seaclr"], "telemetry", "decode", "--data", os.path.join(d, "missing.hex")], d)
         must_refuse(r)
 
     cases.append(Case("telemetry", "telemetry/missing-file", missing))

@@ -821,7 +821,7 @@ fn run(args: RunArgs) -> Result<u8> {
     );
     say_raw!("{}", resources(&buoy, ""));
     say!(
-        "telemetry: {} message(s), last {} bytes -> {} (decode: seaclr telemetry decode FILE|HEX)",
+        "telemetry: {} message(s), last {} bytes -> {} (decode: seaclr telemetry decode --data FILE|HEX)",
         telemetry_log.len(),
         last.bytes.len(),
         tele_path.display()

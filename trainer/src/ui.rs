@@ -27,10 +27,10 @@ Output: results on stdout (with --json: one JSON object), logs and progress bars
 only when stderr is a terminal. -v = debug logs, -vv = trace, -q = warnings and errors only (no \
 bars); without -v/-q, RUST_LOG (e.g. RUST_LOG=seaclr_trainer=debug) sets the filter.
 
---model is always a model file or folder, its kind read from the content: an int8 blob (a \
-`.seaclr` file, starting with the blob magic) or a float checkpoint (a checkpoint folder, a run \
-folder for its best else newest checkpoint, or a FloatEncoder .json). Commands that need one \
-kind say so and refuse the other. Data is always --data.";
+--model is always a model, whatever its name: a folder (a checkpoint, or a run for its best else \
+newest checkpoint) or a FloatEncoder .json is a float model; any other file is an int8 blob \
+(.seaclr, checked). Commands that need one kind say so and refuse the other. Data is always \
+--data.";
 
 static QUIET: AtomicBool = AtomicBool::new(false);
 static BARS: OnceLock<MultiProgress> = OnceLock::new();
@@ -253,39 +253,28 @@ pub enum ModelKind {
     Float,
 }
 
-/// Tells an int8 blob (a file starting with the blob magic) from a float
-/// model (a folder, or a `.json`/`model.bpk` file) by content, not by name.
+/// Tells an int8 blob from a float model by what the path is, not by its
+/// name: a folder (checkpoint or run), a `.json` (FloatEncoder) or a
+/// checkpoint's `model.bpk` is a float model; any other file is read as an
+/// int8 blob, whose parser then checks magic, lengths and CRCs and names the
+/// exact defect of a damaged one.
 pub fn model_kind(path: &Path) -> Result<ModelKind> {
-    if path.is_dir() {
+    let meta = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
+    if meta.is_dir() {
         return Ok(ModelKind::Float);
     }
-    let meta = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
     if !meta.is_file() {
         bail!("{}: not a regular file or folder", path.display());
     }
-    let mut head = [0u8; 8];
-    let n = {
-        use std::io::Read as _;
-        let mut f = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
-        let mut n = 0;
-        while n < head.len() {
-            match f.read(&mut head[n..])? {
-                0 => break,
-                k => n += k,
-            }
-        }
-        n
-    };
-    if n == head.len() && head == seaclr_shared::blob::MAGIC {
-        Ok(ModelKind::Int8)
-    } else if path.extension().is_some_and(|e| e == "seaclr") {
-        bail!(
-            "{}: named .seaclr but does not start with the model blob magic (damaged or not a blob)",
-            path.display()
-        )
+    let float_file = path.extension().is_some_and(|e| e == "json")
+        || path
+            .file_name()
+            .is_some_and(|n| n == crate::simclr::checkpoint::MODEL_FILE);
+    Ok(if float_file {
+        ModelKind::Float
     } else {
-        Ok(ModelKind::Float)
-    }
+        ModelKind::Int8
+    })
 }
 
 /// Checks that `--model` holds an int8 blob (for commands that run the
@@ -361,9 +350,9 @@ mod tests {
         let json = dir.path().join("m.json");
         std::fs::write(&json, "{}").unwrap();
         assert_eq!(model_kind(&json).unwrap(), ModelKind::Float);
-        let fake = dir.path().join("fake.seaclr");
-        std::fs::write(&fake, "not a blob").unwrap();
-        assert!(model_kind(&fake).unwrap_err().to_string().contains("magic"));
+        let bpk = dir.path().join("model.bpk");
+        std::fs::write(&bpk, "x").unwrap();
+        assert_eq!(model_kind(&bpk).unwrap(), ModelKind::Float);
         assert!(model_kind(&dir.path().join("missing")).is_err());
         assert!(
             require_int8(&json)

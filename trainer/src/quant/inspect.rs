@@ -1,4 +1,4 @@
-//! `seaclr inspect` and `seaclr verify`: what a blob holds, whether it fits
+//! `seaclr model inspect` and `seaclr model verify`: what a blob holds, whether it fits
 //! the device budgets, and how closely it agrees with its float model.
 
 use anyhow::{Result, anyhow};
