@@ -140,6 +140,10 @@ fn tick_text(v: f64) -> String {
     }
 }
 
+/// Matrices with more classes than this draw their cells as one PNG
+/// (no per-cell hover; `metrics.json` has every value).
+pub const RASTER_ABOVE: usize = 40;
+
 /// Text of one matrix cell, and its hover title, from (row class, column class, value).
 pub type CellText<'a> = &'a dyn Fn(usize, usize, f64) -> String;
 
@@ -173,6 +177,33 @@ pub fn matrix_svg(
         xml(title)
     );
     let span = (hi - lo).max(1e-12);
+    // Large matrices: the cells as one pixel-per-cell PNG scaled up (a few
+    // kB instead of a megabyte of rectangles); names keep their titles.
+    let raster = k > RASTER_ABOVE;
+    if raster {
+        let mut img = image::RgbImage::new(k as u32, k as u32);
+        for (r, &a) in order.iter().enumerate() {
+            for (c, &b) in order.iter().enumerate() {
+                let hex = viridis((values[a][b] - lo) / span);
+                let ch = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0);
+                img.put_pixel(c as u32, r as u32, image::Rgb([ch(1), ch(3), ch(5)]));
+            }
+        }
+        let mut png = Vec::new();
+        if img
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .is_ok()
+        {
+            use base64::Engine as _;
+            let _ = write!(
+                s,
+                "<image x=\"{label:.1}\" y=\"{top:.1}\" width=\"{:.1}\" height=\"{:.1}\" preserveAspectRatio=\"none\" style=\"image-rendering:pixelated\" href=\"data:image/png;base64,{}\"/>",
+                cell * k as f64,
+                cell * k as f64,
+                base64::engine::general_purpose::STANDARD.encode(&png)
+            );
+        }
+    }
     for (r, &a) in order.iter().enumerate() {
         let y = top + r as f64 * cell;
         let _ = write!(
@@ -184,6 +215,9 @@ pub fn matrix_svg(
             xml(&classes[a])
         );
         for (c, &b) in order.iter().enumerate() {
+            if raster {
+                break;
+            }
             let v = values[a][b];
             let t = (v - lo) / span;
             let x = label + c as f64 * cell;
