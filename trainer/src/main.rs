@@ -36,7 +36,7 @@ enum Command {
     Embed(EmbedCommandArgs),
     /// Few-shot transfer, baselines, distances, maps and images: report.html + metrics.json.
     Eval(eval::cli::EvalArgs),
-    /// Models: quantize a float checkpoint to an int8 blob, inspect and verify blobs.
+    /// Models: quantize a float checkpoint to an int8 blob, inspect, verify, export to ONNX.
     #[command(subcommand)]
     Model(ModelCommand),
     /// Few-shot label stores for the device (build, inspect, check, calibrate-threshold).
