@@ -459,8 +459,11 @@ fn symlink_loops_in_class_folders_are_skipped_with_a_reason() {
     let loaded = load(dir.path(), 8).unwrap();
     assert_eq!(loaded.records.len(), 2);
     assert_eq!(loaded.labels(), ["classA", "classB"]);
-    // The links lie below the class-folder layout's depth: not even visited.
-    assert!(loaded.skipped.is_empty(), "{:?}", loaded.skipped);
+    // The links lie at the class-folder layout's depth limit: reported as
+    // loops (the issue's `ln -s . DIR/classB/dirloop`), never walked.
+    assert_eq!(loaded.skipped.len(), 2, "{:?}", loaded.skipped);
+    assert!(reason_for(&loaded, "dirloop").contains("symbolic link loop"));
+    assert!(reason_for(&loaded, "uploop").contains("symbolic link loop"));
     // A link at class level back to the root is a loop, reported.
     std::os::unix::fs::symlink(".", dir.path().join("rootloop")).unwrap();
     let loaded = load(dir.path(), 8).unwrap();
