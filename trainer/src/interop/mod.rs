@@ -537,8 +537,7 @@ pub fn export_ecotaxa(opts: &ExportOptions) -> Result<ExportReport> {
             let s = &sources[r.id.parse::<usize>().expect("index id")];
             ecotaxa::ExportRow {
                 object_id: s.object_id.clone(),
-                img_file_name: escape_path(&ecotaxa::relative_path(out_dir, &s.image))
-                    .replace('\\', "/"),
+                img_file_name: escape_path(&ecotaxa::relative_path(out_dir, &s.image)),
                 category: category[k].clone(),
                 confidence: confidence[k],
                 similarity: similarity[k],
