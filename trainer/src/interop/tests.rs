@@ -513,10 +513,15 @@ fn agreement(y: &[f32], engine: &[Vec<i8>], scale: f32, zp: i8) -> Agreement {
     }
 }
 
-/// The int8 tolerance (see README, "Interoperability"): every value within
-/// one quantization step of the engine's, cosine at least 0.999 per image.
+/// The int8 tolerance (see README, "Interoperability"): at least 99.9 % of
+/// the values within one quantization step of the engine's, none more than
+/// two steps away, cosine at least 0.998 per image. (onnxruntime
+/// requantizes in float, the engine in fixed point: a value on a rounding
+/// boundary can go either way and the difference can carry into the next
+/// layer. Measured: FlowCam demo, every value within one step; 5,820
+/// PlanktonSet images, one value in 745,000 two steps away.)
 fn int8_within_tolerance(a: &Agreement) -> bool {
-    a.max_steps <= 1 && a.min_cosine >= 0.999
+    a.within_one >= 0.999 && a.max_steps <= 2 && a.min_cosine >= 0.998
 }
 
 #[test]
@@ -528,7 +533,7 @@ fn onnx_int8_qdq_matches_the_engine_in_onnxruntime() {
     let embedder = Int8Embedder::open(Path::new(MODEL)).unwrap();
     let size = embedder.input_size();
     let loaded = crate::data::load(Path::new(FLOWCAM), size).unwrap();
-    let records: Vec<_> = loaded.records.iter().step_by(3).collect();
+    let records: Vec<_> = loaded.records.iter().collect();
     let pixels: Vec<&[u8]> = records.iter().map(|r| r.pixels.as_slice()).collect();
     let e = Int8Embeddings::compute(&embedder, &pixels).unwrap();
     let x: Vec<f32> = pixels
@@ -585,7 +590,7 @@ fn onnx_int8_qdq_matches_the_engine_in_onnxruntime() {
     let a = agreement(&outs[0], &e.raw, e.scale, e.zero_point);
     eprintln!(
         "int8 QDQ in onnxruntime vs engine, {n} FlowCam images x {} values: max {} step(s), \
-         {:.1}% exact, {:.1}% within one step, min cosine {:.6}",
+         {:.1}% exact, {:.4}% within one step, min cosine {:.6}",
         e.raw[0].len(),
         a.max_steps,
         100.0 * a.exact,
