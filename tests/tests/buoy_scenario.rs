@@ -114,7 +114,7 @@ fn buoy_learns_from_console_labels_and_keeps_them_through_a_power_cut() {
     // Boot with an empty store.
     let mut memory = HostMemory::new();
     let (_flash, mut buoy) = boot(&mut memory, &path, PowerSupply::steady());
-    assert_eq!(buoy.model_problem().is_none(), true);
+    assert!(buoy.model_problem().is_none());
     assert_eq!(buoy.labelled_examples(), 0);
 
     // The first frames of the stream: LABELS_PER_CLASS of each class (interleaved order).
