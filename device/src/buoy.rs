@@ -268,14 +268,8 @@ impl fmt::Display for MountSummary {
     }
 }
 
-/// Bytes as lowercase hex.
-pub struct Hex<'b>(pub &'b [u8]);
-
-impl fmt::Display for Hex<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
-    }
-}
+/// Bytes as lowercase hex (re-exported from `seaclr_shared::hex`).
+pub use seaclr_shared::hex::Hex;
 
 struct SessionLabel {
     example: ExampleId,

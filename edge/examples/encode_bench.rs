@@ -14,15 +14,7 @@ use seaclr_shared::blob::PREPROCESS_ID;
 use seaclr_shared::blob::write::{ModelInfo, OwnedLayer, OwnedRequant, write_owned};
 use std::time::Instant;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+use seaclr_shared::testing::XorShift64 as Rng;
 
 fn synthetic_seaclr_s() -> Vec<u8> {
     let mut rng = Rng(0x5eac_1e55);
@@ -33,10 +25,10 @@ fn synthetic_seaclr_s() -> Vec<u8> {
     for (entry, stage) in [(16usize, 16usize), (32, 32), (64, 64), (96, 128)] {
         for (stride, cout) in [(2u8, entry), (1, stage)] {
             let w: Vec<i8> = (0..cout * cin * 9)
-                .map(|_| ((rng.next() % 255) as i32 - 127) as i8)
+                .map(|_| ((rng.next_u64() % 255) as i32 - 127) as i8)
                 .collect();
             let b: Vec<i32> = (0..cout)
-                .map(|_| (rng.next() % 2001) as i32 - 1000)
+                .map(|_| (rng.next_u64() % 2001) as i32 - 1000)
                 .collect();
             let rq = OwnedRequant {
                 input_zero_point: zp,
@@ -112,7 +104,7 @@ fn main() {
         .map(|i| {
             let (y, x) = ((i / n) as i64 - n as i64 / 2, (i % n) as i64 - n as i64 / 2);
             if y * y + 2 * x * x < (n * n / 8) as i64 {
-                (rng.next() % 120) as u8
+                (rng.next_u64() % 120) as u8
             } else {
                 255
             }

@@ -11,17 +11,15 @@ use std::time::Instant;
 
 use seaclr_edge::knn::KnnHead;
 use seaclr_shared::labels::{EMBEDDING_DIM, add_example_frame_len, padded_len};
+use seaclr_shared::testing::XorShift64;
 
 /// Deterministic pseudo-random int8 embeddings clustered around 64 class
-/// centres (xorshift; no dependency).
-struct Gen(u64);
+/// centres (xorshift).
+struct Gen(XorShift64);
 
 impl Gen {
     fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
+        self.0.next_u64()
     }
     fn around(&mut self, centre: &[i8]) -> Vec<i8> {
         centre
@@ -33,7 +31,7 @@ impl Gen {
 
 fn main() {
     let once = std::env::args().nth(1).as_deref() == Some("once");
-    let mut rng = Gen(0x5EAC_1A55_0000_0001);
+    let mut rng = Gen(XorShift64(0x5EAC_1A55_0000_0001));
     let mut head = Box::new(KnnHead::new());
     let centres: Vec<Vec<i8>> = (0..64)
         .map(|_| {

@@ -44,14 +44,10 @@ impl PowerSupply {
 
     /// Power that fails at an operation (write or erase) drawn from `seed`,
     /// uniformly in `0..max_operations` (a small xorshift generator:
-    /// reproducible, no dependency).
+    /// reproducible).
     pub fn random_cut(seed: u64, max_operations: u64) -> Self {
-        let mut x = seed ^ 0x9E37_79B9_7F4A_7C15;
-        for _ in 0..3 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-        }
+        let mut rng = seaclr_shared::testing::XorShift64(seed ^ 0x9E37_79B9_7F4A_7C15);
+        let x = (0..3).fold(0, |_, _| rng.next_u64());
         Self {
             cut_after: Some(x % max_operations.max(1)),
             count_erases: true,

@@ -11,10 +11,13 @@ pub mod blob;
 #[cfg(feature = "image")]
 pub mod decode;
 pub mod frame_stream;
+pub mod hex;
 pub mod ifcb;
 pub mod labels;
 pub mod partition;
 pub mod preprocess;
 pub mod telemetry;
+#[doc(hidden)]
+pub mod testing;
 #[cfg(any(test, feature = "std"))]
 pub mod walk;

@@ -772,6 +772,7 @@ pub mod host {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hex::Hex;
 
     #[test]
     fn class_tables_round_trip_in_parts_and_name_the_counts() {
@@ -827,11 +828,7 @@ mod tests {
             std::env::temp_dir().join(std::format!("seaclr-tele-table-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut lines = std::vec::Vec::new();
-        let hex = |b: &[u8]| {
-            b.iter()
-                .map(|x| std::format!("{x:02x}"))
-                .collect::<std::string::String>()
-        };
+        let hex = |b: &[u8]| std::format!("{}", Hex(b));
         encode_class_table(
             7,
             3,
@@ -963,7 +960,7 @@ mod tests {
         let msg = sample(&[4, 0, 7]);
         let mut buf = [0u8; SBD_MAX_BYTES];
         let bytes = msg.encode(&mut buf).unwrap();
-        let hex: std::string::String = bytes.iter().map(|b| std::format!("{b:02x}")).collect();
+        let hex = std::format!("{}", Hex(bytes));
         let names = [
             std::string::String::from("copepod"),
             std::string::String::from("diatom"),
@@ -1040,12 +1037,7 @@ mod tests {
 
     #[test]
     fn decode_reports_bad_lines_and_describes_the_good_ones() {
-        let hex = |msg: &Telemetry| -> std::string::String {
-            encode_raw(msg)
-                .iter()
-                .map(|b| std::format!("{b:02x}"))
-                .collect()
-        };
+        let hex = |msg: &Telemetry| std::format!("{}", Hex(&encode_raw(msg)));
         let good = |seq: u32| {
             let mut m = sample(&[1, 2]);
             m.sequence = seq;
@@ -1053,8 +1045,7 @@ mod tests {
         };
         let mut flipped = encode_raw(&sample(&[1, 2]));
         flipped[3] ^= 4;
-        let flipped: std::string::String =
-            flipped.iter().map(|b| std::format!("{b:02x}")).collect();
+        let flipped = std::format!("{}", Hex(&flipped));
         let mut inconsistent = sample(&[1, 2]);
         inconsistent.counts.counts[0] = u32::MAX;
         let text = std::format!(

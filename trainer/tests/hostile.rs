@@ -189,6 +189,7 @@ fn train_help_lists_the_exit_codes() {
 
 #[test]
 fn telemetry_decode_prints_good_lines_and_names_bad_ones() {
+    use seaclr_shared::hex::Hex;
     use seaclr_shared::telemetry::{ClassCounts, FORMAT_VERSION, SBD_MAX_BYTES, Telemetry};
     let hex = |sequence: u32| -> String {
         let msg = Telemetry {
@@ -203,11 +204,7 @@ fn telemetry_decode_prints_good_lines_and_names_bad_ones() {
             counts: ClassCounts::from_slice(&[4, 3]).unwrap(),
         };
         let mut buf = [0u8; SBD_MAX_BYTES];
-        msg.encode(&mut buf)
-            .unwrap()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        Hex(msg.encode(&mut buf).unwrap()).to_string()
     };
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("telemetry.hex");

@@ -6,6 +6,7 @@ use crate::kernels::reference::{self, RefLayer};
 use crate::kernels::tests::{arb_conv_with, arb_quant, to_owned};
 use proptest::prelude::*;
 use seaclr_shared::blob::write::{ModelInfo, write_owned};
+use seaclr_shared::testing::XorShift64;
 use std::vec::Vec;
 
 fn conv_out(layer: &RefLayer) -> (usize, i32) {
@@ -99,15 +100,8 @@ fn engine_runs_like_reference(
 ) -> Result<(), TestCaseError> {
     let blob = blob_of(size, layers);
     let engine = Engine::new(&blob).unwrap();
-    let mut s = seed | 1;
-    let image: Vec<u8> = (0..size * size)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s as u8
-        })
-        .collect();
+    let mut rng = XorShift64(seed | 1);
+    let image: Vec<u8> = (0..size * size).map(|_| rng.next_u64() as u8).collect();
     // The arena may start anywhere: exercise misaligned starts.
     let mut arena = std::vec![0xAAu8; engine.arena_bytes() + offset];
     let mut out = std::vec![0i8; engine.embedding_dim()];
@@ -282,14 +276,12 @@ fn committed_model_matches_reference() {
     let n = engine.input_size();
     let mut arena = std::vec![0u8; engine.arena_bytes()];
     let mut out = std::vec![0i8; engine.embedding_dim()];
-    let mut s = 0x5eac1e55u64;
+    let mut rng = XorShift64(0x5eac1e55);
     for image in 0..3 {
         // White, a dark ellipse on white, and noise.
         let pixels: Vec<u8> = (0..n * n)
             .map(|i| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
+                let s = rng.next_u64();
                 let (y, x) = ((i / n) as i64 - n as i64 / 2, (i % n) as i64 - n as i64 / 2);
                 match image {
                     0 => 255,

@@ -422,13 +422,8 @@ pub(crate) fn seeded_case(
     zp: i32,
     seed: u64,
 ) -> (RefLayer, RefTensor) {
-    let mut s = seed | 1;
-    let mut next = move |lo: i32, hi: i32| {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        lo + (s % (hi - lo + 1) as u64) as i32
-    };
+    let mut rng = seaclr_shared::testing::XorShift64(seed | 1);
+    let mut next = move |lo: i32, hi: i32| rng.range(lo.into(), hi.into()) as i32;
     let layer = RefLayer::Conv3x3 {
         in_channels: cin,
         out_channels: cout,

@@ -16,6 +16,8 @@
 //! After a cut every operation fails with `PowerCut` until `restore_power`
 //! (the reboot).
 
+use seaclr_shared::testing::XorShift64;
+
 use embedded_storage::nor_flash::{
     ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
 };
@@ -49,7 +51,7 @@ pub struct MockFlash<'a, const WRITE: usize = 4, const ERASE: usize = 256> {
     budget: Option<usize>,
     consumed: usize,
     dead: bool,
-    rng: u64,
+    rng: XorShift64,
 }
 
 impl<'a, const WRITE: usize, const ERASE: usize> MockFlash<'a, WRITE, ERASE> {
@@ -61,7 +63,7 @@ impl<'a, const WRITE: usize, const ERASE: usize> MockFlash<'a, WRITE, ERASE> {
             budget: None,
             consumed: 0,
             dead: false,
-            rng: 0x9E37_79B9_7F4A_7C15,
+            rng: XorShift64(0x9E37_79B9_7F4A_7C15),
         }
     }
 
@@ -69,7 +71,7 @@ impl<'a, const WRITE: usize, const ERASE: usize> MockFlash<'a, WRITE, ERASE> {
     /// undefined contents left by the cut.
     pub fn cut_power_after(&mut self, units: usize, seed: u64) {
         self.budget = Some(units);
-        self.rng = seed | 1;
+        self.rng = XorShift64(seed | 1);
     }
 
     /// Power back on (a reboot): no cut scheduled, operations work again.
@@ -101,11 +103,8 @@ impl<'a, const WRITE: usize, const ERASE: usize> MockFlash<'a, WRITE, ERASE> {
     }
 
     fn next_random(&mut self) -> u8 {
-        // xorshift64: deterministic per seed, no dependency.
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        (self.rng >> 24) as u8
+        // xorshift64: deterministic per seed.
+        (self.rng.next_u64() >> 24) as u8
     }
 
     /// Takes up to `units` from the budget; returns how many complete

@@ -279,13 +279,8 @@ fn every_single_bit_flip_is_detected() {
 fn random_multi_bit_flips_never_yield_an_invented_state() {
     let history = model_history();
     let (clean, _, _) = finished_session();
-    let mut rng = 0x1234_5678_9ABC_DEF1u64;
-    let mut next = || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut rng = seaclr_shared::testing::XorShift64(0x1234_5678_9ABC_DEF1);
+    let mut next = || rng.next_u64();
     let mut memory = clean.clone();
     for trial in 0..400 {
         memory.copy_from_slice(&clean);

@@ -6,18 +6,7 @@ use proptest::prelude::*;
 use std::vec::Vec;
 
 /// Tiny deterministic generator so one proptest seed describes a whole model.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + (self.next() % ((hi - lo + 1) as u64)) as i64
-    }
-}
+use crate::testing::XorShift64 as Rng;
 
 fn requant(rng: &mut Rng, channels: usize, input_zero_point: i8) -> OwnedRequant {
     let output_zero_point = rng.range(-128, 127) as i8;

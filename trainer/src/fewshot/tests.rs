@@ -121,17 +121,9 @@ fn calibration_hits_the_target_and_is_stored() {
 /// pipeline needs a real blob, not a trained one.
 fn tiny_blob() -> Vec<u8> {
     use seaclr_shared::blob::write::{ModelInfo, OwnedLayer, OwnedRequant, write_owned};
-    let mut seed = 0x2545_F491_4F6C_DD1Du64;
-    let mut weights = |n: usize| -> Vec<i8> {
-        (0..n)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                (seed % 41) as i8 - 20
-            })
-            .collect()
-    };
+    let mut rng = seaclr_shared::testing::XorShift64(0x2545_F491_4F6C_DD1D);
+    let mut weights =
+        |n: usize| -> Vec<i8> { (0..n).map(|_| (rng.next_u64() % 41) as i8 - 20).collect() };
     let requant = |channels: usize, shift: i8, output_zero_point: i8| OwnedRequant {
         input_zero_point: -128,
         output_zero_point,
