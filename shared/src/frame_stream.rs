@@ -262,7 +262,7 @@ pub fn encode_record(
 }
 
 /// Encodes a whole stream (header and records) into a `Vec`.
-#[cfg(feature = "std")]
+#[cfg(any(test, feature = "std"))]
 pub fn encode_stream<'a>(
     frames: impl IntoIterator<Item = (usize, usize, &'a [u8], &'a [u8])>,
 ) -> Result<std::vec::Vec<u8>, EncodeError> {
