@@ -38,6 +38,24 @@ pub const FORMAT_VERSION: u8 = 1;
 
 const CRC16: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_IBM_3740);
 
+/// The bytes before the CRC of a message of kind `magic` (magic included),
+/// once its length (at least `min_len`), magic and CRC-16 are checked.
+fn checked_payload(bytes: &[u8], magic: u8, min_len: usize) -> Result<&[u8], TelemetryError> {
+    if bytes.len() < min_len {
+        return Err(TelemetryError::TooShort(bytes.len()));
+    }
+    if bytes[0] != magic {
+        return Err(TelemetryError::BadMagic(bytes[0]));
+    }
+    let (payload, crc_bytes) = bytes.split_at(bytes.len() - 2);
+    let stored = u16::from_le_bytes([crc_bytes[0], crc_bytes[1]]);
+    let computed = CRC16.checksum(payload);
+    if stored != computed {
+        return Err(TelemetryError::BadCrc { stored, computed });
+    }
+    Ok(payload)
+}
+
 /// Why a message could not be encoded or decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TelemetryError {
@@ -243,18 +261,7 @@ impl Telemetry {
     /// Decodes and checks one message (magic, CRC, version, no trailing
     /// bytes, then [`Telemetry::check_counts`]).
     pub fn decode(bytes: &[u8]) -> Result<Self, TelemetryError> {
-        if bytes.len() < 4 {
-            return Err(TelemetryError::TooShort(bytes.len()));
-        }
-        if bytes[0] != MAGIC {
-            return Err(TelemetryError::BadMagic(bytes[0]));
-        }
-        let (payload, crc_bytes) = bytes.split_at(bytes.len() - 2);
-        let stored = u16::from_le_bytes([crc_bytes[0], crc_bytes[1]]);
-        let computed = CRC16.checksum(payload);
-        if stored != computed {
-            return Err(TelemetryError::BadCrc { stored, computed });
-        }
+        let payload = checked_payload(bytes, MAGIC, 4)?;
         let body = &payload[1..];
         if body.first() != Some(&FORMAT_VERSION) {
             return Err(TelemetryError::UnsupportedVersion(
@@ -352,18 +359,7 @@ impl<'b> ClassTablePart<'b> {
     /// exactly filling the body, names UTF-8 and at most
     /// [`MAX_CLASS_NAME`] bytes, `first + count <= total <= MAX_CLASSES`).
     pub fn decode(bytes: &'b [u8]) -> Result<Self, TelemetryError> {
-        if bytes.len() < TABLE_HEAD_LEN + 2 {
-            return Err(TelemetryError::TooShort(bytes.len()));
-        }
-        if bytes[0] != CLASS_TABLE_MAGIC {
-            return Err(TelemetryError::BadMagic(bytes[0]));
-        }
-        let (payload, crc_bytes) = bytes.split_at(bytes.len() - 2);
-        let stored = u16::from_le_bytes([crc_bytes[0], crc_bytes[1]]);
-        let computed = CRC16.checksum(payload);
-        if stored != computed {
-            return Err(TelemetryError::BadCrc { stored, computed });
-        }
+        let payload = checked_payload(bytes, CLASS_TABLE_MAGIC, TABLE_HEAD_LEN + 2)?;
         if payload[1] != CLASS_TABLE_VERSION {
             return Err(TelemetryError::UnsupportedVersion(payload[1]));
         }
