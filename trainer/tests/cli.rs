@@ -329,3 +329,104 @@ fn fewshot_build_inspect_calibrate_json() {
         text(&out.stderr)
     );
 }
+
+/// `seaclr embed --json` (CSV and npy) and `seaclr eval --json` on a small
+/// pool of the FlowCam demo: one JSON object each, with the keys scripts use.
+#[test]
+fn embed_and_eval_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("emb.csv");
+    let v = json(&run(&[
+        "embed",
+        "--model",
+        "raw",
+        "--data",
+        p(&flowcam()),
+        "--size",
+        "16",
+        "--out",
+        p(&csv),
+        "--json",
+    ]));
+    assert_eq!(v["format"], "csv", "{v}");
+    assert_eq!(v["rows"], 105, "{v}");
+    assert_eq!(v["dim"], 256, "{v}");
+    assert_eq!(v["out"], p(&csv), "{v}");
+    assert_eq!(v["unreadable"], 0, "{v}");
+    assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 106);
+    let npy = tmp.path().join("emb.npy");
+    let v = json(&run(&[
+        "embed",
+        "--model",
+        "raw",
+        "--data",
+        p(&flowcam()),
+        "--size",
+        "16",
+        "--out",
+        p(&npy),
+        "--format",
+        "npy",
+        "--json",
+    ]));
+    assert_eq!(
+        (&v["format"], &v["rows"]),
+        (&"npy".into(), &105.into()),
+        "{v}"
+    );
+    // Without --json: one summary line on stdout, nothing on stderr with -q.
+    let out = run(&[
+        "-q",
+        "embed",
+        "--model",
+        "raw",
+        "--data",
+        p(&flowcam()),
+        "--size",
+        "16",
+        "--out",
+        p(&csv),
+    ]);
+    assert!(out.status.success());
+    assert!(
+        text(&out.stdout).contains("105 embeddings"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(text(&out.stderr), "");
+
+    let report = tmp.path().join("report");
+    let v = json(&run(&[
+        "-q",
+        "eval",
+        "--model",
+        "raw",
+        "--data",
+        p(&flowcam()),
+        "--size",
+        "16",
+        "--max-per-class",
+        "12",
+        "--draws",
+        "2",
+        "--shots",
+        "1,5",
+        "--confusion-shots",
+        "5",
+        "--out",
+        p(&report),
+        "--json",
+    ]));
+    assert_eq!(v["out"], p(&report), "{v}");
+    assert!(report.join("report.html").is_file() && report.join("metrics.json").is_file());
+    let headline = v["headline"].as_array().unwrap();
+    // The model (raw pixels) and the random-weights baseline.
+    assert_eq!(headline.len(), 2, "{v}");
+    assert_eq!(headline[0]["embedder"], "raw pixels");
+    assert_eq!(headline[0]["n_per_class"], 5);
+    for clf in ["knn", "logistic", "svc"] {
+        let mean = headline[0][clf]["mean"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&mean), "{clf}: {v}");
+    }
+    assert!(text(&run(&["eval", "--help"]).stdout).contains("--json"));
+}

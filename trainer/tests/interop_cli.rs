@@ -88,12 +88,13 @@ fn interop_commands_run_with_json() {
         &flowcam,
         "--out",
         &p("e.csv"),
-        "--json",
+        "--dtype",
+        "i8",
     ]);
     assert_eq!(
         out.status.code(),
         Some(1),
-        "--json without --format npy is refused"
+        "--dtype without --format npy is refused"
     );
 
     // A folder -> EcoTaxa TSV with the evaluation's kNN, then that TSV's

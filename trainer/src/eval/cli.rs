@@ -10,8 +10,9 @@ use super::dataset::EvalSet;
 use super::protocol::Settings;
 use super::provenance::{model_provenance, run_provenance};
 use super::report::{EvalInputs, write_report};
-use crate::data::{Group, Subset, load, load_split};
+use crate::data::{Group, Subset};
 use crate::embedder::{Embedder, RawPixels, load_embedder};
+use crate::ui::{self, load, load_split};
 
 /// Seed of the random-weights baseline encoder.
 pub const RANDOM_ENCODER_SEED: u64 = 0x5eac1;
@@ -109,6 +110,10 @@ pub struct EvalArgs {
     /// precision/recall/F1 (added to `--shots` if missing).
     #[arg(long, default_value_t = 10)]
     pub confusion_shots: usize,
+    /// Print one JSON object on stdout (report folder, files and the
+    /// headline few-shot scores per embedding and classifier) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Opens the model named on the command line.
@@ -129,7 +134,7 @@ fn random_embedder(size: usize) -> FloatEncoderEmbedder {
 
 fn report_skipped(path: &Path, skipped: &[crate::data::Skipped]) {
     if !skipped.is_empty() {
-        eprintln!(
+        tracing::warn!(
             "{}: skipped {} file(s), e.g. {}: {}",
             path.display(),
             skipped.len(),
@@ -147,8 +152,36 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// `seaclr embed`.
-pub fn run_embed(args: EmbedArgs) -> anyhow::Result<()> {
+/// What `seaclr embed` wrote (its `--json` object).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EmbedReport {
+    /// The output file.
+    pub out: String,
+    /// `csv` or `npy`.
+    pub format: &'static str,
+    /// Rows written (one per image).
+    pub rows: usize,
+    /// Embedding dimension.
+    pub dim: usize,
+    /// The model that embedded them.
+    pub model: String,
+    /// Inputs that could not be read.
+    pub unreadable: usize,
+}
+
+/// Embeds images with `model` in chunks, with a progress bar.
+pub fn embed_with_progress(
+    model: &dyn Embedder,
+    images: &[&[u8]],
+    what: &str,
+) -> anyhow::Result<Vec<Vec<f32>>> {
+    ui::in_chunks(images.len(), ui::EMBED_CHUNK, what, |range| {
+        model.embed(&images[range])
+    })
+}
+
+/// `seaclr embed` (CSV): writes the file and says what it wrote.
+pub fn run_embed(args: EmbedArgs) -> anyhow::Result<EmbedReport> {
     let model = open_model(&args.model, args.size)?;
     anyhow::ensure!(
         model.input_size() == args.size,
@@ -166,7 +199,7 @@ pub fn run_embed(args: EmbedArgs) -> anyhow::Result<()> {
         args.data.display()
     );
     let refs: Vec<&[u8]> = loaded.records.iter().map(|r| r.pixels.as_slice()).collect();
-    let embeddings = model.embed(&refs)?;
+    let embeddings = embed_with_progress(model.as_ref(), &refs, "embedding")?;
     let dim = embeddings.first().map_or(0, Vec::len);
     let file = std::fs::File::create(&args.out)
         .with_context(|| format!("{}: cannot create", args.out.display()))?;
@@ -188,13 +221,14 @@ pub fn run_embed(args: EmbedArgs) -> anyhow::Result<()> {
     }
     w.flush()
         .with_context(|| format!("{}: cannot write", args.out.display()))?;
-    eprintln!(
-        "{}: {} embeddings of dimension {dim} from {}",
-        args.out.display(),
-        embeddings.len(),
-        model.name()
-    );
-    Ok(())
+    Ok(EmbedReport {
+        out: args.out.display().to_string(),
+        format: "csv",
+        rows: embeddings.len(),
+        dim,
+        model: model.name(),
+        unreadable: loaded.skipped.len(),
+    })
 }
 
 fn to_set(
@@ -239,6 +273,7 @@ pub fn load_unseen_pool(pool: &PoolArgs, size: usize) -> anyhow::Result<EvalSet>
 /// `seaclr eval`.
 pub fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
     let model = open_model(&args.model, args.size)?;
+    tracing::info!("model: {}", model.name());
     let unseen = load_unseen_pool(&args.pool, args.size)?;
     let seen = match &args.pool.split {
         Some(split) => {
@@ -292,22 +327,52 @@ pub fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
             seed: args.pool.seed,
             ..Settings::default()
         },
-        run_dir: args.run,
+        run_dir: args.run.clone(),
         data: args.pool.data.display().to_string(),
-        split: args.pool.split.map(|s| s.display().to_string()),
+        split: args.pool.split.as_ref().map(|s| s.display().to_string()),
         max_per_class: Some(args.pool.max_per_class),
         models,
         run: run_provenance(),
     };
     let metrics = write_report(&inputs, &args.out, args.size)?;
+    if args.json {
+        return ui::print_json(&eval_json(&args.out, &metrics));
+    }
     for r in &metrics.headline {
-        eprintln!(
+        println!(
             "{:<28} n={:<3} kNN {:.3}  logistic {:.3}  SVC {:.3}",
             r.embedder, r.n_per_class, r.knn.0, r.logistic.0, r.svc.0
         );
     }
-    eprintln!("report: {}", args.out.join("report.html").display());
+    println!("report: {}", args.out.join("report.html").display());
     Ok(())
+}
+
+/// `seaclr eval --json`: where the report is and the headline few-shot
+/// balanced accuracies (mean and std over the draws) per embedding and
+/// classifier; every other number is in `metrics.json`.
+fn eval_json(out: &Path, metrics: &super::report::Metrics) -> serde_json::Value {
+    let stat = |(mean, std): (f64, f64)| serde_json::json!({"mean": mean, "std": std});
+    let headline: Vec<serde_json::Value> = metrics
+        .headline
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "embedder": r.embedder,
+                "n_per_class": r.n_per_class,
+                "knn": stat(r.knn),
+                "logistic": stat(r.logistic),
+                "svc": stat(r.svc),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "out": out.display().to_string(),
+        "report": out.join("report.html").display().to_string(),
+        "metrics": out.join("metrics.json").display().to_string(),
+        "metric": "balanced accuracy",
+        "headline": headline,
+    })
 }
 
 /// End to end on the FlowCam demo set (105 images, 6 classes): the report's
@@ -332,6 +397,7 @@ mod tests {
             run: None,
             size: 64,
             confusion_shots: 10,
+            json: false,
         }
     }
 

@@ -286,7 +286,9 @@ pub fn umap(cosine: &Gram, init: &[[f32; 2]], params: &UmapParams) -> Vec<[f32; 
     let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
     let (a, b) = (params.a, params.b);
     let clip = |v: f32| v.clamp(-4.0, 4.0);
+    let bar = crate::ui::progress(epochs, "2-D map");
     for epoch in 0..epochs {
+        bar.inc(1);
         let alpha = 1.0 - epoch as f32 / epochs as f32;
         let now = epoch as f64;
         for (e, &(i, j, _)) in edges.iter().enumerate() {
@@ -323,6 +325,7 @@ pub fn umap(cosine: &Gram, init: &[[f32; 2]], params: &UmapParams) -> Vec<[f32; 
             next_negative[e] += negatives as f64 * epochs_per_negative[e];
         }
     }
+    bar.finish_and_clear();
     emb
 }
 

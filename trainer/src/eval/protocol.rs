@@ -305,6 +305,15 @@ pub fn run(
                 .min()
         });
     let mut confusion = None;
+    let train_pool_len = (((labels.len() as f64) * settings.curve_train_fraction).round() as usize)
+        .min(labels.len());
+    let curve_points = settings
+        .curve_sizes
+        .iter()
+        .filter(|&&n| n <= train_pool_len)
+        .count();
+    let runs = settings.shots.iter().filter(|&&n| runnable(n)).count() * settings.draws;
+    let bar = crate::ui::progress(runs + curve_points, "few-shot");
     for &n in &settings.shots {
         if n == 0 || n >= smallest {
             skipped_shots.push(format!(
@@ -319,7 +328,9 @@ pub fn run(
                 let seed = settings.seed.wrapping_add(d as u64);
                 let draw = FewShotDraw::new(&by_class, n, seed);
                 let task = draw.task(classes);
-                score_all(kernels, task, &draw.truth, knn_k, seed)
+                let scores = score_all(kernels, task, &draw.truth, knn_k, seed);
+                bar.inc(1);
+                scores
             })
             .collect::<anyhow::Result<_>>()?;
         let column = |m: usize| {
@@ -360,8 +371,7 @@ pub fn run(
     // The seed's curve.
     let mut order: Vec<usize> = (0..labels.len()).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(settings.seed));
-    let train_pool_len = ((labels.len() as f64) * settings.curve_train_fraction).round() as usize;
-    let (train_pool, test) = order.split_at(train_pool_len.min(labels.len()));
+    let (train_pool, test) = order.split_at(train_pool_len);
     let truth: Vec<usize> = test.iter().map(|&i| labels[i]).collect();
     let sizes: Vec<usize> = settings
         .curve_sizes
@@ -385,6 +395,7 @@ pub fn run(
             let [knn, logistic, svc] =
                 score_all(kernels, task, &truth, settings.k.min(n), settings.seed)?
                     .map(|c| c.balanced_accuracy());
+            bar.inc(1);
             Ok(CurvePoint {
                 n_train: n,
                 classes_seen: present.iter().filter(|&&p| p).count(),
@@ -394,6 +405,7 @@ pub fn run(
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    bar.finish_and_clear();
     Ok(TransferResult {
         few_shot,
         skipped_shots,

@@ -141,8 +141,7 @@ fn evaluate_group(
     settings: &Settings,
 ) -> anyhow::Result<(GroupResult, usize)> {
     let refs: Vec<&[u8]> = set.pixels.iter().map(Vec::as_slice).collect();
-    let embeddings = embedder
-        .embed(&refs)
+    let embeddings = super::cli::embed_with_progress(embedder, &refs, "embedding")
         .with_context(|| format!("embedding the {group} images with {}", embedder.name()))?;
     anyhow::ensure!(
         embeddings.len() == set.len(),
@@ -181,6 +180,7 @@ fn evaluate_group(
     } else {
         Gram::from_rows(&l2_normalized(&map_rows))
     };
+    tracing::debug!("{}: 2-D map of {} points", embedder.name(), map_rows.len());
     let map = map_2d(&map_rows, &map_cos);
     let picks = pick_images(&kernels.cosine, &set.labels, &set.ids, &set.class_names);
     Ok((
@@ -210,6 +210,7 @@ pub fn evaluate(inputs: &EvalInputs) -> anyhow::Result<Metrics> {
     );
     let mut embedders = Vec::new();
     let mut notes = Vec::new();
+    let bar = crate::ui::progress(inputs.embedders.len(), "models");
     for (i, e) in inputs.embedders.iter().enumerate() {
         let mut provenance = inputs.models.get(i).cloned().unwrap_or_default();
         if provenance.name.is_empty() {
@@ -225,6 +226,11 @@ pub fn evaluate(inputs: &EvalInputs) -> anyhow::Result<Metrics> {
             let Some(set) = set.filter(|s| !s.is_empty()) else {
                 continue;
             };
+            tracing::info!(
+                "{name}: {group} classes ({} images, {} classes)",
+                set.len(),
+                set.class_names.len()
+            );
             let (g, d) = evaluate_group(e.as_ref(), set, group, &inputs.settings)?;
             if let Some(note) = &g.map.note {
                 notes.push(format!("{name} ({group}): 2-D map by PCA because {note}"));
@@ -238,7 +244,9 @@ pub fn evaluate(inputs: &EvalInputs) -> anyhow::Result<Metrics> {
             provenance,
             groups,
         });
+        bar.inc(1);
     }
+    bar.finish_and_clear();
     // One class order per group, from the first embedder's distances.
     let orders: Vec<Vec<usize>> = embedders
         .first()
@@ -1073,7 +1081,9 @@ pub fn write_report(
     let json_path = out_dir.join("metrics.json");
     std::fs::write(&json_path, json)
         .with_context(|| format!("{}: cannot write", json_path.display()))?;
+    let writing = crate::ui::spinner("writing report.html");
     let html = render_html(&metrics, &inputs.unseen, inputs.seen.as_ref(), image_size)?;
+    writing.finish_and_clear();
     let html_path = out_dir.join("report.html");
     std::fs::write(&html_path, html)
         .with_context(|| format!("{}: cannot write", html_path.display()))?;

@@ -139,7 +139,9 @@ pub struct EmbedFormatArgs {
     /// output minus the zero point, as the device stores it).
     #[arg(long, value_enum, default_value = "f32")]
     pub dtype: NpyDtype,
-    /// Print one JSON object instead of text (`--format npy`).
+    /// Print one JSON object on stdout instead of text: format, rows, the
+    /// output file (`out` for CSV; `npy` and `ids` for NumPy), dimension or
+    /// shape, unreadable inputs.
     #[arg(long)]
     pub json: bool,
 }
@@ -267,10 +269,19 @@ pub fn run_ecotaxa(cmd: EcotaxaCommand) -> Result<()> {
 pub fn run_embed(embed: crate::eval::cli::EmbedArgs, fmt: EmbedFormatArgs) -> Result<()> {
     match fmt.format {
         EmbedFormat::Csv => {
-            if fmt.json || fmt.dtype != NpyDtype::F32 {
-                bail!("--dtype and --json go with --format npy");
+            if fmt.dtype != NpyDtype::F32 {
+                bail!("--dtype goes with --format npy");
             }
-            crate::eval::cli::run_embed(embed)
+            let report = crate::eval::cli::run_embed(embed)?;
+            if fmt.json {
+                crate::ui::print_json(&report)?;
+            } else {
+                println!(
+                    "{}: {} embeddings of dimension {} from {}",
+                    report.out, report.rows, report.dim, report.model
+                );
+            }
+            Ok(())
         }
         EmbedFormat::Npy => run_embed_npy(&embed.model, &embed.data, &embed.out, embed.size, &fmt),
     }
@@ -288,7 +299,7 @@ pub fn run_embed_npy(
     if fmt.json {
         crate::ui::print_json(&report)?;
     } else {
-        eprintln!(
+        println!(
             "{}: {} x {} {} embeddings ({}), ids in {}",
             report.npy, report.shape[0], report.shape[1], report.dtype, model, report.ids
         );

@@ -45,7 +45,9 @@ impl Int8Embeddings {
         let blob = Blob::parse(embedder.blob()).map_err(|e| anyhow!("{e}"))?;
         let h = blob.header();
         Ok(Int8Embeddings {
-            raw: embedder.embed_int8(pixels)?,
+            raw: crate::ui::in_chunks(pixels.len(), crate::ui::EMBED_CHUNK, "embedding", |r| {
+                embedder.embed_int8(&pixels[r])
+            })?,
             zero_point: h.output_zero_point,
             scale: h.output_scale,
         })
@@ -85,7 +87,7 @@ fn load_items(items: Vec<Item>, size: usize) -> Result<Loaded> {
 
 fn warn_skipped(loaded: &Loaded) {
     for s in &loaded.skipped {
-        eprintln!("warning: skipped {}: {}", s.path, s.reason);
+        tracing::warn!("skipped {}: {}", s.path, s.reason);
     }
 }
 
@@ -443,7 +445,7 @@ pub fn export_ecotaxa(opts: &ExportOptions) -> Result<ExportReport> {
     let loaded = load_items(items, size)?;
     skipped.extend(loaded.skipped.iter().cloned());
     for s in &skipped {
-        eprintln!("warning: skipped {}: {}", s.path, s.reason);
+        tracing::warn!("skipped {}: {}", s.path, s.reason);
     }
     ensure!(
         !loaded.records.is_empty(),
@@ -619,7 +621,11 @@ pub enum NpyDtype {
 /// What an `.npy` export wrote.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct NpyReport {
-    /// The array file.
+    /// Always `npy` (`seaclr embed --json` names its format).
+    pub format: &'static str,
+    /// Rows written (one per image).
+    pub rows: usize,
+    /// The array file (`--out`).
     pub npy: String,
     /// The ids sidecar.
     pub ids: String,
@@ -655,7 +661,7 @@ pub fn embed_npy(
         embedder.input_size(),
         embedder.input_size()
     );
-    let loaded = crate::data::load(data, size)?;
+    let loaded = crate::ui::load(data, size)?;
     warn_skipped(&loaded);
     ensure!(
         !loaded.records.is_empty(),
@@ -673,7 +679,7 @@ pub fn embed_npy(
         };
         (bytes, dim, Some(e.scale))
     } else {
-        let f = embedder.embed(&pixels)?;
+        let f = crate::eval::cli::embed_with_progress(embedder.as_ref(), &pixels, "embedding")?;
         let dim = f.first().map_or(0, Vec::len);
         (npy::encode_f32(&[f.len(), dim], &f.concat())?, dim, None)
     };
@@ -686,6 +692,8 @@ pub fn embed_npy(
         .collect();
     npy::write_ids(&ids_path, &ids)?;
     Ok(NpyReport {
+        format: "npy",
+        rows: ids.len(),
         npy: escape_path(out),
         ids: escape_path(&ids_path),
         shape: [ids.len(), dim],
