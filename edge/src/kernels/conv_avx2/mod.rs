@@ -176,6 +176,20 @@ fn patch_pairs(cin: usize) -> usize {
     3 * row_pairs(cin)
 }
 
+/// Whether the input, output and weight slices are as long as the shapes
+/// say (the x86 kernels index them without further checks).
+pub(super) fn slices_fit(
+    layer: &Conv3x3<'_>,
+    input: &[i8],
+    shape: Shape,
+    out_shape: Shape,
+    output: &[i8],
+) -> bool {
+    input.len() >= shape.len()
+        && output.len() >= out_shape.len()
+        && layer.weights.0.len() >= layer.out_channels as usize * 9 * shape.channels
+}
+
 /// Runs the layer if AVX2 is present, [`covers`] holds and the slices fit
 /// the shapes; otherwise leaves `output` untouched and returns `false`.
 pub(super) fn conv3x3(
@@ -185,12 +199,8 @@ pub(super) fn conv3x3(
     out_shape: Shape,
     output: &mut [i8],
 ) -> bool {
-    let k = 9 * shape.channels;
-    let cout = layer.out_channels as usize;
-    let fits = input.len() >= shape.len()
-        && output.len() >= out_shape.len()
-        && layer.weights.0.len() >= cout * k;
-    if !(fits && covers(layer, shape) && available()) {
+    if !(slices_fit(layer, input, shape, out_shape, output) && covers(layer, shape) && available())
+    {
         return false;
     }
     // SAFETY: AVX2 support was detected at run time just above.

@@ -153,11 +153,7 @@ pub(super) fn conv3x3_as(
     out_shape: Shape,
     output: &mut [i8],
 ) -> bool {
-    let k = 9 * shape.channels;
-    let cout = layer.out_channels as usize;
-    let fits = input.len() >= shape.len()
-        && output.len() >= out_shape.len()
-        && layer.weights.0.len() >= cout * k;
+    let fits = conv_avx2::slices_fit(layer, input, shape, out_shape, output);
     if !(fits && covers(layer, shape) && flavour.available()) {
         return false;
     }
