@@ -154,13 +154,16 @@ fn a_label_store_built_on_the_host_boots_on_the_buoy() {
     let labels = dir.join("labels.bin");
     std::fs::write(&labels, &image).unwrap();
     let flash = flash_with_good_model(&dir);
-    let out = buoy()
-        .args(["flash", "--keep-model", "--labels"])
-        .arg(&labels)
-        .arg("--out")
-        .arg(&flash)
-        .output()
-        .unwrap();
+    let install = || {
+        buoy()
+            .args(["flash", "--keep-model", "--labels"])
+            .arg(&labels)
+            .arg("--out")
+            .arg(&flash)
+            .output()
+            .unwrap()
+    };
+    let out = install();
     assert!(
         out.status.success(),
         "{}",
@@ -170,14 +173,7 @@ fn a_label_store_built_on_the_host_boots_on_the_buoy() {
     // A truncated image is refused and the store is kept.
     let before = std::fs::read(&flash).unwrap();
     std::fs::write(&labels, &image[..4096]).unwrap();
-    let out = buoy()
-        .args(["flash", "--keep-model", "--labels"])
-        .arg(&labels)
-        .arg("--out")
-        .arg(&flash)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
+    assert!(!install().status.success());
     assert_eq!(std::fs::read(&flash).unwrap(), before);
     // The buoy boots with them.
     let frames = dir.join("frames");
