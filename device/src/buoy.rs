@@ -721,10 +721,10 @@ impl<'r, F: NorFlash> Buoy<'r, F> {
     /// executed and answered on `out`; over-long and non-UTF-8 lines get an
     /// error and run nothing.
     pub fn console_input<W: Write>(&mut self, bytes: &[u8], out: &mut W) -> fmt::Result {
+        // The line is copied out of the assembler so `self` is free to execute it.
+        let mut line: heapless::String<{ console::MAX_LINE }> = heapless::String::new();
         for &b in bytes {
-            // Copy the line out of the assembler so `self` is free to execute it.
-            let mut line = [0u8; console::MAX_LINE];
-            let text = match self.console.push(b) {
+            match self.console.push(b) {
                 None => continue,
                 Some(Line::TooLong(_)) => {
                     writeln!(
@@ -739,13 +739,12 @@ impl<'r, F: NorFlash> Buoy<'r, F> {
                     continue;
                 }
                 Some(Line::Text(t)) => {
-                    line[..t.len()].copy_from_slice(t.as_bytes());
-                    t.len()
+                    line.clear();
+                    // Cannot fail: the assembler holds at most MAX_LINE bytes.
+                    let _ = line.push_str(t);
                 }
-            };
-            // Cannot fail: the bytes were a `str` a moment ago.
-            let text = core::str::from_utf8(&line[..text]).unwrap_or("");
-            self.handle_line(text, out)?;
+            }
+            self.handle_line(&line, out)?;
         }
         Ok(())
     }
