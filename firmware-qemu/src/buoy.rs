@@ -44,11 +44,26 @@ const CONSOLE_QUIET_MS: u64 = 200;
 const SCRIPT_BUFFER: usize = 64 * 1024;
 
 static RAM: Slot<DeviceRam> = Slot::new();
+
+// `device_ram` writes every field by name: a field added to `DeviceRam`
+// and not written there would be left uninitialised. The fields it writes
+// must account for the whole struct (up to alignment padding).
+const _: () = {
+    use core::mem::{align_of, size_of};
+    use seaclr_device::ram::{ARENA_CAPACITY, MAX_INPUT_SIDE, MAX_ROI_SIDE, RECENT_FRAMES, Recent};
+    let written = size_of::<seaclr_edge::knn::KnnHead>()
+        + ARENA_CAPACITY
+        + MAX_ROI_SIDE * MAX_ROI_SIDE
+        + MAX_INPUT_SIDE * MAX_INPUT_SIDE
+        + size_of::<heapless::Deque<Recent, RECENT_FRAMES>>();
+    assert!(size_of::<DeviceRam>() - written < align_of::<DeviceRam>());
+};
 static MODEL: Slot<[u8; MODEL_BUFFER]> = Slot::new();
 static SCRIPT: Slot<[u8; SCRIPT_BUFFER]> = Slot::new();
 
 /// The application's RAM, built field by field in its static slot so the
-/// 400 KiB value never passes through the stack.
+/// 400 KiB value never passes through the stack (`p.write(DeviceRam::new())`
+/// costs about 90 KB of stack here).
 fn device_ram() -> Option<&'static mut DeviceRam> {
     RAM.take(|p| {
         // SAFETY: `p` points at the slot's storage for one DeviceRam; each
