@@ -231,49 +231,7 @@ fn splitmix(x: u64) -> u64 {
 pub fn apply(src: &[u8], src_size: usize, params: &ViewParams, out_size: usize, out: &mut [f32]) {
     debug_assert_eq!(src.len(), src_size * src_size);
     debug_assert_eq!(out.len(), out_size * out_size);
-    let s = src_size as f64;
-    let c = (s - 1.0) / 2.0;
-    let (sin, cos) = params.angle_degrees.to_radians().sin_cos();
-    let [x0, y0, cw, ch] = params.crop;
-    let (step_x, step_y) = (cw / out_size as f64, ch / out_size as f64);
-    // Supersample when shrinking so thin structures do not alias away.
-    let ss = (step_x.max(step_y).ceil() as usize).clamp(1, 4);
-    let inv = 1.0 / (ss * ss) as f32;
-    let dark = |x: isize, y: isize| -> f32 {
-        if x < 0 || y < 0 || x >= src_size as isize || y >= src_size as isize {
-            0.0 // white fill
-        } else {
-            (255 - src[y as usize * src_size + x as usize]) as f32 * (1.0 / 255.0)
-        }
-    };
-    for oy in 0..out_size {
-        for ox in 0..out_size {
-            let mut acc = 0.0f32;
-            for sy in 0..ss {
-                for sx in 0..ss {
-                    // Position in the crop (output pixel centres, supersampled).
-                    let fx = (ox as f64 + (sx as f64 + 0.5) / ss as f64) / out_size as f64;
-                    let fy = (oy as f64 + (sy as f64 + 0.5) / ss as f64) / out_size as f64;
-                    let fx = if params.hflip { 1.0 - fx } else { fx };
-                    let fy = if params.vflip { 1.0 - fy } else { fy };
-                    // Position in the rotated image (pixel-centre coordinates).
-                    let u = x0 + fx * cw - 0.5;
-                    let v = y0 + fy * ch - 0.5;
-                    // Inverse rotation back into the source image.
-                    let (du, dv) = (u - c, v - c);
-                    let px = cos * du - sin * dv + c;
-                    let py = sin * du + cos * dv + c;
-                    let (ix, iy) = (px.floor(), py.floor());
-                    let (ax, ay) = ((px - ix) as f32, (py - iy) as f32);
-                    let (ix, iy) = (ix as isize, iy as isize);
-                    let top = dark(ix, iy) * (1.0 - ax) + dark(ix + 1, iy) * ax;
-                    let bottom = dark(ix, iy + 1) * (1.0 - ax) + dark(ix + 1, iy + 1) * ax;
-                    acc += top * (1.0 - ay) + bottom * ay;
-                }
-            }
-            out[oy * out_size + ox] = acc * inv;
-        }
-    }
+    resample(src, src_size, params, out_size, out);
     // Colour jitter on intensity i = 1 - x (torchvision: multiply, clamp).
     if params.brightness != 1.0 {
         let b = params.brightness as f32;
@@ -290,6 +248,74 @@ pub fn apply(src: &[u8], src_size: usize, params: &ViewParams, out_size: usize, 
     }
     if params.blur_k > 0 {
         gaussian_blur(out, out_size, params.blur_k, params.blur_sigma);
+    }
+}
+
+/// Rotation, crop, flips and resize in one pass: bilinear samples on an
+/// `ss x ss` grid per output pixel (supersampled when shrinking so thin
+/// structures do not alias away), white outside the image. The sample
+/// positions are affine in the grid indices, so each row starts from one
+/// computed position and steps by a constant.
+fn resample(src: &[u8], src_size: usize, params: &ViewParams, out_size: usize, out: &mut [f32]) {
+    let s = src_size as f64;
+    let c = (s - 1.0) / 2.0;
+    let (sin, cos) = params.angle_degrees.to_radians().sin_cos();
+    let [x0, y0, cw, ch] = params.crop;
+    let (step_x, step_y) = (cw / out_size as f64, ch / out_size as f64);
+    let ss = (step_x.max(step_y).ceil() as usize).clamp(1, 4);
+    let grid = out_size * ss;
+    // Crop fraction of grid index i: (i + 0.5) / grid, mirrored by a flip.
+    let inv = 1.0 / grid as f64;
+    let frac = |flip: bool| if flip { (1.0 - 0.5 * inv, -inv) } else { (0.5 * inv, inv) };
+    let ((fx0, dfx), (fy0, dfy)) = (frac(params.hflip), frac(params.vflip));
+    // Offsets from the rotation centre, in source pixel-centre coordinates.
+    let (du0, ddu) = (x0 + fx0 * cw - 0.5 - c, dfx * cw);
+    let (dv0, ddv) = (y0 + fy0 * ch - 0.5 - c, dfy * ch);
+    let last = src_size as isize - 1;
+    let pixel = |x: isize, y: isize| -> f32 {
+        if x < 0 || y < 0 || x > last || y > last {
+            255.0 // white fill
+        } else {
+            src[y as usize * src_size + x as usize] as f32
+        }
+    };
+    let mut sums = vec![0.0f32; out_size];
+    for oy in 0..out_size {
+        sums.fill(0.0);
+        for sy in 0..ss {
+            let dv = dv0 + (oy * ss + sy) as f64 * ddv;
+            // Inverse rotation back into the source image.
+            let (row_x, row_y) = (c - sin * dv + cos * du0, c + cos * dv + sin * du0);
+            let (step_px, step_py) = (cos * ddu, sin * ddu);
+            for (ox, sum) in sums.iter_mut().enumerate() {
+                for sx in 0..ss {
+                    let i = (ox * ss + sx) as f64;
+                    let (px, py) = (row_x + i * step_px, row_y + i * step_py);
+                    let (fx, fy) = (px.floor(), py.floor());
+                    let (ax, ay) = ((px - fx) as f32, (py - fy) as f32);
+                    let (ix, iy) = (fx as isize, fy as isize);
+                    let (top, bottom) = if ix >= 0 && iy >= 0 && ix < last && iy < last {
+                        let at = iy as usize * src_size + ix as usize;
+                        let p = |k: usize| src[k] as f32;
+                        (
+                            p(at) + (p(at + 1) - p(at)) * ax,
+                            p(at + src_size) + (p(at + src_size + 1) - p(at + src_size)) * ax,
+                        )
+                    } else {
+                        (
+                            pixel(ix, iy) + (pixel(ix + 1, iy) - pixel(ix, iy)) * ax,
+                            pixel(ix, iy + 1) + (pixel(ix + 1, iy + 1) - pixel(ix, iy + 1)) * ax,
+                        )
+                    };
+                    *sum += top + (bottom - top) * ay;
+                }
+            }
+        }
+        // Darkness of the mean grey value of the pixel's samples.
+        let scale = 1.0 / (255.0 * (ss * ss) as f32);
+        for (o, sum) in out[oy * out_size..][..out_size].iter_mut().zip(&sums) {
+            *o = 1.0 - sum * scale;
+        }
     }
 }
 
@@ -322,23 +348,27 @@ fn gaussian_blur(img: &mut [f32], size: usize, k: usize, sigma: f64) {
             }
         }
     };
+    // Source index of each padded position -k..size+k, computed once.
+    let padded: Vec<usize> = (0..size + 2 * k)
+        .map(|p| reflect(p as isize - k as isize))
+        .collect();
+    // Rows: pad each row, then add the shifted copies (vectorises over x).
     let mut tmp = vec![0.0f32; size * size];
-    for y in 0..size {
-        for x in 0..size {
-            let mut acc = 0.0;
-            for (t, w) in kernel.iter().enumerate() {
-                acc += w * img[y * size + reflect(x as isize + t as isize - k as isize)];
-            }
-            tmp[y * size + x] = acc;
+    let mut row = vec![0.0f32; size + 2 * k];
+    for (src, dst) in img.chunks_exact(size).zip(tmp.chunks_exact_mut(size)) {
+        row.iter_mut().zip(&padded).for_each(|(r, &i)| *r = src[i]);
+        for (t, &w) in kernel.iter().enumerate() {
+            dst.iter_mut()
+                .zip(&row[t..t + size])
+                .for_each(|(d, v)| *d += w * v);
         }
     }
-    for y in 0..size {
-        for x in 0..size {
-            let mut acc = 0.0;
-            for (t, w) in kernel.iter().enumerate() {
-                acc += w * tmp[reflect(y as isize + t as isize - k as isize) * size + x];
-            }
-            img[y * size + x] = acc;
+    // Columns: each output row is a weighted sum of reflected tmp rows.
+    for (y, dst) in img.chunks_exact_mut(size).enumerate() {
+        dst.fill(0.0);
+        for (t, &w) in kernel.iter().enumerate() {
+            let src = &tmp[padded[y + t] * size..][..size];
+            dst.iter_mut().zip(src).for_each(|(d, v)| *d += w * v);
         }
     }
 }

@@ -178,6 +178,7 @@ pub struct BenchTrainArgs {
 
 /// Runs `seaclr train`.
 pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
+    retain_freed_memory();
     let config = match (&args.config, args.resume) {
         (Some(path), _) => TrainConfig::from_toml_file(path)?,
         (None, true) => TrainConfig::from_toml_file(&args.out.join("config.toml"))?,
@@ -357,6 +358,7 @@ fn to_image_set(loaded: Loaded, size: usize, source: &Path) -> anyhow::Result<Im
 
 /// Runs `seaclr bench ...`.
 pub fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
+    retain_freed_memory();
     match cmd {
         BenchCommand::Train(args) => {
             if args.batch < 2 || args.steps == 0 {
@@ -389,6 +391,26 @@ pub fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
                 );
             }
             Ok(())
+        }
+    }
+}
+
+/// A training step allocates and frees the same large activation buffers
+/// every step (up to tens of MB each). glibc hands blocks above its mmap
+/// threshold back to the kernel on free, so every step paid page faults and
+/// page zeroing for them again (about 12 % of a batch-256 step, BENCHMARKS.md).
+/// This raises the threshold to its maximum and stops heap trimming, so
+/// freed buffers are reused.
+fn retain_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // glibc caps the mmap threshold at HEAP_MAX_SIZE / 2 (32 MiB on 64-bit).
+        const MAX_MMAP_THRESHOLD: libc::c_int = 32 << 20;
+        // SAFETY: mallopt only changes allocator tuning parameters; it is
+        // called before the training threads start.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MAX_MMAP_THRESHOLD);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX);
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
+pub mod fused;
 pub mod infer;
 pub mod loss;
 pub mod model;

@@ -14,6 +14,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
+use super::fused;
 use crate::float_encoder::{FloatEncoder, FloatLayer};
 
 /// Fixed parameter ids start above this (see [`SimClrModel::with_fixed_ids`]).
@@ -215,8 +216,49 @@ pub struct ConvBnRelu {
 }
 
 impl ConvBnRelu {
+    /// Inference (and frozen-BatchNorm) forward on NCHW input.
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         relu(self.bn.forward(self.conv.forward(x)))
+    }
+
+    /// Training forward on channels-last input `[n, h, w, c]`: one fused
+    /// operation on the CPU backend (`fused`), burn's operations elsewhere.
+    /// Folds the batch statistics into the running ones as burn's
+    /// `BatchNorm` does (biased variance, `momentum` weight on the new value).
+    fn forward_train(&self, x: Tensor<4>) -> Tensor<4> {
+        let result = fused::block_train(
+            x,
+            fused::BlockParams {
+                weight: self.conv.weight.val(),
+                gamma: self.bn.gamma.val(),
+                beta: self.bn.beta.val(),
+                stride: self.conv.stride[0],
+                epsilon: self.bn.epsilon,
+            },
+        );
+        let momentum = self.bn.momentum;
+        let device = result.output.device();
+        let blend = |running: Tensor<1>, batch: Tensor<1>| {
+            running
+                .to_device(&device)
+                .mul_scalar(1.0 - momentum)
+                .add(batch.detach().mul_scalar(momentum))
+                .detach()
+        };
+        self.bn.running_mean.update(blend(
+            self.bn.running_mean.value_sync(),
+            result.mean,
+        ));
+        self.bn.running_var.update(blend(
+            self.bn.running_var.value_sync(),
+            result.variance,
+        ));
+        result.output
+    }
+
+    /// Whether `x` takes the training path (as burn's `BatchNorm` decides).
+    fn trains_on(&self, x: &Tensor<4>) -> bool {
+        x.device().is_autodiff() && self.bn.training.is_enabled()
     }
 }
 
@@ -287,6 +329,15 @@ impl SimClrModel {
 
     /// Embedding `h` of a batch `[n, 1, S, S]` of encoder inputs: `[n, C]`.
     pub fn embed(&self, x: Tensor<4>) -> Tensor<2> {
+        if self.blocks.first().is_some_and(|b| b.trains_on(&x)) {
+            // Training: the blocks run channels-last (see `fused`).
+            let mut x = x.permute([0, 2, 3, 1]);
+            for block in &self.blocks {
+                x = block.forward_train(x);
+            }
+            let [n, _, _, c] = x.dims();
+            return x.mean_dim(2).mean_dim(1).reshape([n, c]);
+        }
         let mut x = x;
         for block in &self.blocks {
             x = block.forward(x);
