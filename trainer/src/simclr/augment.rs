@@ -266,7 +266,13 @@ fn resample(src: &[u8], src_size: usize, params: &ViewParams, out_size: usize, o
     let grid = out_size * ss;
     // Crop fraction of grid index i: (i + 0.5) / grid, mirrored by a flip.
     let inv = 1.0 / grid as f64;
-    let frac = |flip: bool| if flip { (1.0 - 0.5 * inv, -inv) } else { (0.5 * inv, inv) };
+    let frac = |flip: bool| {
+        if flip {
+            (1.0 - 0.5 * inv, -inv)
+        } else {
+            (0.5 * inv, inv)
+        }
+    };
     let ((fx0, dfx), (fy0, dfy)) = (frac(params.hflip), frac(params.vflip));
     // Offsets from the rotation centre, in source pixel-centre coordinates.
     let (du0, ddu) = (x0 + fx0 * cw - 0.5 - c, dfx * cw);

@@ -20,7 +20,7 @@ pub struct TrainBench {
     pub views_per_s: f64,
     /// Images per batch.
     pub batch: usize,
-    /// CPU threads available to the process.
+    /// Threads of the compute pool (rayon; `RAYON_NUM_THREADS` sets it).
     pub threads: usize,
     /// Backend name.
     pub backend: String,
@@ -34,6 +34,36 @@ pub struct TrainBench {
     pub image_size: usize,
     /// Model name.
     pub model: String,
+    /// Which block path ran: `fused` or `generic` (see `simclr::fused`).
+    pub block: String,
+    /// The x86-64 features found at run time that the CPU kernels (gemm's
+    /// and ours) dispatch on; empty elsewhere.
+    pub cpu_features: Vec<String>,
+}
+
+/// The SIMD features of this CPU that matter to the training kernels.
+pub fn cpu_features() -> Vec<String> {
+    #[allow(unused_mut)]
+    let mut found = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        let checks = [
+            ("avx2", std::arch::is_x86_feature_detected!("avx2")),
+            ("fma", std::arch::is_x86_feature_detected!("fma")),
+            ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
+            (
+                "avx512vnni",
+                std::arch::is_x86_feature_detected!("avx512vnni"),
+            ),
+        ];
+        found.extend(
+            checks
+                .into_iter()
+                .filter(|(_, on)| *on)
+                .map(|(name, _)| name.to_string()),
+        );
+    }
+    found
 }
 
 /// Times `steps` training steps after `warmup` untimed ones.
@@ -74,13 +104,19 @@ pub fn bench_train(
     Ok(TrainBench {
         views_per_s: (2 * batch) as f64 / seconds_per_step,
         batch,
-        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        threads: rayon::current_num_threads(),
         backend: backend.to_string(),
         steps,
         warmup_steps: warmup,
         seconds_per_step,
         image_size: size,
         model: "seaclr-s".into(),
+        block: if super::fused::has_fused_kernels(&device) && !super::fused::generic_only() {
+            "fused".into()
+        } else {
+            "generic".into()
+        },
+        cpu_features: cpu_features(),
     })
 }
 

@@ -174,6 +174,20 @@ pub struct BenchTrainArgs {
     /// Compute backend.
     #[arg(long, value_enum, default_value_t = BackendArg::Flex)]
     pub backend: BackendArg,
+    /// How the encoder blocks run: `fused` (the CPU backend's fused
+    /// conv + BatchNorm + ReLU kernels where available) or `generic`
+    /// (burn's own operations everywhere, for comparison).
+    #[arg(long, value_enum, default_value_t = BlockArg::Fused)]
+    pub block: BlockArg,
+}
+
+/// `seaclr bench train --block`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockArg {
+    /// Fused kernels where the backend has them.
+    Fused,
+    /// burn's generic operations.
+    Generic,
 }
 
 /// Runs `seaclr train`.
@@ -366,6 +380,7 @@ pub fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
             }
             let device = args.backend.device()?;
             let config = TrainConfig::new();
+            super::fused::use_generic_blocks(args.block == BlockArg::Generic);
             let result = bench_train(
                 &config,
                 device,
@@ -378,13 +393,15 @@ pub fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
                 crate::ui::print_json(&result)?;
             } else {
                 println!(
-                    "seaclr-s train step, batch {} ({} views) {}x{}, backend {}, {} threads: {:.1} views/s ({:.3} s/step over {} steps)",
+                    "seaclr-s train step, batch {} ({} views) {}x{}, backend {} ({} blocks), {} threads, CPU features {}: {:.1} views/s ({:.3} s/step over {} steps)",
                     result.batch,
                     2 * result.batch,
                     result.image_size,
                     result.image_size,
                     result.backend,
+                    result.block,
                     result.threads,
+                    result.cpu_features.join(" "),
                     result.views_per_s,
                     result.seconds_per_step,
                     result.steps

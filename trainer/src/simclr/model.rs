@@ -245,14 +245,12 @@ impl ConvBnRelu {
                 .add(batch.detach().mul_scalar(momentum))
                 .detach()
         };
-        self.bn.running_mean.update(blend(
-            self.bn.running_mean.value_sync(),
-            result.mean,
-        ));
-        self.bn.running_var.update(blend(
-            self.bn.running_var.value_sync(),
-            result.variance,
-        ));
+        self.bn
+            .running_mean
+            .update(blend(self.bn.running_mean.value_sync(), result.mean));
+        self.bn
+            .running_var
+            .update(blend(self.bn.running_var.value_sync(), result.variance));
         result.output
     }
 

@@ -322,7 +322,8 @@ impl Moments {
             },
             &mut squares,
         );
-        // The f32 centre is off the f64 mean by e: add back count * e^2.
+        // The f32 centre is off the f64 mean by e, and sum (v - c)^2 =
+        // sum (v - mean)^2 + count * e^2.
         for ((q, m), c) in squares.iter_mut().zip(&mean).zip(&centre) {
             let e = *m - *c as f64;
             *q -= count * e * e;
@@ -660,8 +661,12 @@ mod tests {
                 out_channels: co,
                 stride: s,
             };
-            let x: Vec<f32> = (0..3 * h * w * ci).map(|_| rng.random::<f32>() - 0.5).collect();
-            let wt: Vec<f32> = (0..co * ci * 9).map(|_| rng.random::<f32>() - 0.5).collect();
+            let x: Vec<f32> = (0..3 * h * w * ci)
+                .map(|_| rng.random::<f32>() - 0.5)
+                .collect();
+            let wt: Vec<f32> = (0..co * ci * 9)
+                .map(|_| rng.random::<f32>() - 0.5)
+                .collect();
             let ones = vec![1.0; co];
             let zeros = vec![0.0; co];
             let f = forward(&shape, &x, &wt, &ones, &zeros, 1e-5);
@@ -710,9 +715,13 @@ mod tests {
             out_channels: 6,
             stride: 1,
         };
-        let x: Vec<f32> = (0..24 * 81 * 4).map(|_| rng.random::<f32>() - 0.5).collect();
+        let x: Vec<f32> = (0..24 * 81 * 4)
+            .map(|_| rng.random::<f32>() - 0.5)
+            .collect();
         let w: Vec<f32> = (0..6 * 4 * 9).map(|_| rng.random::<f32>() - 0.5).collect();
-        let g: Vec<f32> = (0..shape.rows() * 6).map(|_| rng.random::<f32>() - 0.5).collect();
+        let g: Vec<f32> = (0..shape.rows() * 6)
+            .map(|_| rng.random::<f32>() - 0.5)
+            .collect();
         let (gamma, beta) = (vec![1.2; 6], vec![0.1; 6]);
         let run = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new()
@@ -732,7 +741,9 @@ mod tests {
                     epsilon: 1e-5,
                 };
                 let b = backward(&shape, saved, &g, true);
-                (f.output, f.mean, f.variance, b.input, b.weight, b.gamma, b.beta)
+                (
+                    f.output, f.mean, f.variance, b.input, b.weight, b.gamma, b.beta,
+                )
             })
         };
         let one = run(1);

@@ -14,6 +14,8 @@ pub mod cpu;
 #[cfg(feature = "flex")]
 mod flex;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use burn::tensor::activation::relu;
 use burn::tensor::module::{batch_norm_train, conv2d};
 use burn::tensor::ops::ConvOptions;
@@ -45,10 +47,25 @@ pub struct BlockParams {
     pub epsilon: f64,
 }
 
+/// Set by [`use_generic_blocks`].
+static GENERIC_ONLY: AtomicBool = AtomicBool::new(false);
+
+/// Makes [`block_train`] run burn's generic operations on every device, so
+/// `seaclr bench train --block generic` measures the fused kernels against
+/// burn's own path in one binary.
+pub fn use_generic_blocks(generic: bool) {
+    GENERIC_ONLY.store(generic, Ordering::Relaxed);
+}
+
+/// Whether [`use_generic_blocks`] is in force.
+pub fn generic_only() -> bool {
+    GENERIC_ONLY.load(Ordering::Relaxed)
+}
+
 /// Runs the block on `input` (channels-last): the fused kernels where the
 /// device has them (the CPU backend), burn's generic operations elsewhere.
 pub fn block_train(input: Tensor<4>, params: BlockParams) -> BlockTrainOutput {
-    if has_fused_kernels(&input.device()) {
+    if !generic_only() && has_fused_kernels(&input.device()) {
         #[cfg(feature = "flex")]
         return flex::block_train_fused(input, params);
     }

@@ -60,8 +60,8 @@ fn run(case: Case, fused: bool) -> Results {
         &device,
     )
     .require_grad();
-    let gamma = Tensor::<1>::from_floats(random(&mut rng, co, 0.5, 1.5).as_slice(), &device)
-        .require_grad();
+    let gamma =
+        Tensor::<1>::from_floats(random(&mut rng, co, 0.5, 1.5).as_slice(), &device).require_grad();
     let beta = Tensor::<1>::from_floats(random(&mut rng, co, -0.3, 0.3).as_slice(), &device)
         .require_grad();
     let params = BlockParams {
