@@ -111,7 +111,7 @@ pub fn bench_train(
         seconds_per_step,
         image_size: size,
         model: "seaclr-s".into(),
-        block: if super::fused::has_fused_kernels(&device) && !super::fused::generic_only() {
+        block: if super::fused::runs_fused(&device) {
             "fused".into()
         } else {
             "generic".into()

@@ -65,14 +65,19 @@ pub fn generic_only() -> bool {
 /// Runs the block on `input` (channels-last): the fused kernels where the
 /// device has them (the CPU backend), burn's generic operations elsewhere.
 pub fn block_train(input: Tensor<4>, params: BlockParams) -> BlockTrainOutput {
-    if !generic_only() && has_fused_kernels(&input.device()) {
+    if runs_fused(&input.device()) {
         #[cfg(feature = "flex")]
         return flex::block_train_fused(input, params);
     }
     block_train_generic(input, params)
 }
 
-/// Whether [`block_train`] runs the fused kernels on `device`.
+/// Whether [`block_train`] runs the fused kernels on `device` now.
+pub fn runs_fused(device: &Device) -> bool {
+    !generic_only() && has_fused_kernels(device)
+}
+
+/// Whether the backend of `device` has the fused kernels.
 pub fn has_fused_kernels(device: &Device) -> bool {
     #[cfg(feature = "flex")]
     {
