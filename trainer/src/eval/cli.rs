@@ -602,7 +602,13 @@ mod tests {
         assert_eq!(dom.matches("class=\"matrix\"").count(), 3 + 3);
         assert_eq!(dom.matches("class=\"map\"").count(), 3);
         assert!(imgs >= 6 * 3, "{imgs} image grids");
-        assert!(dom.contains("(1,300 steps)") || dom.contains("CRC ee74fca1"));
+        // The evaluated blob is named by its payload CRC.
+        let blob = crate::eval::provenance::model_provenance(
+            &models.join("seaclr-s.seaclr").display().to_string(),
+            "x",
+        );
+        let crc = blob.crc32.expect("the committed blob's CRC");
+        assert!(dom.contains(&format!("CRC {crc}")), "CRC {crc} not shown");
         std::fs::remove_dir_all(&out).unwrap();
     }
 

@@ -231,25 +231,47 @@ mod tests {
         assert_eq!(shell_quote("--out"), "--out");
     }
 
-    /// The committed model: 600 steps in its own run, 1,300 in all, the
-    /// phase-2 `--init-from` in its log; the blob's payload CRC.
+    /// The committed model as its own files tell it: the run's steps from
+    /// `config.toml`, the cumulative steps from `steps.csv`, the lineage
+    /// from `train.log`, and the blob's payload CRC recomputed from its
+    /// bytes (not the header's copy).
     #[test]
     fn eval_provenance_of_the_committed_models() {
         let models = concat!(env!("CARGO_MANIFEST_DIR"), "/../models");
-        let f = model_provenance(&format!("{models}/seaclr-s"), "x");
+        let dir = format!("{models}/seaclr-s");
+        let f = model_provenance(&dir, "x");
         assert_eq!(f.kind, "float checkpoint");
-        assert_eq!(f.run_steps, Some(600));
-        assert_eq!(f.cumulative_steps, Some(1300));
-        assert!(f.name.ends_with("(1,300 steps)"), "{}", f.name);
-        assert!(f.crc32.as_ref().is_some_and(|c| c.len() == 8));
+        let config = std::fs::read_to_string(format!("{dir}/config.toml")).unwrap();
+        let max_steps: usize = config
+            .lines()
+            .find_map(|l| l.strip_prefix("max_steps = "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("max_steps in the committed config");
+        assert_eq!(f.run_steps, Some(max_steps));
+        let csv_last = last_step(Path::new(&format!("{dir}/steps.csv"))).unwrap();
+        assert_eq!(f.cumulative_steps, Some(csv_last));
+        assert!(csv_last >= max_steps);
         assert!(
-            f.lineage.iter().any(|l| l.contains("--init-from")),
+            f.name
+                .ends_with(&format!("({} steps)", thousands(csv_last))),
+            "{}",
+            f.name
+        );
+        let model = std::fs::read(format!("{dir}/model.bpk")).unwrap();
+        assert_eq!(f.crc32.as_deref(), Some(crc_hex(&model).as_str()));
+        assert!(
+            f.lineage
+                .iter()
+                .any(|l| l.starts_with(&format!("finished at step {max_steps} "))),
             "{:?}",
             f.lineage
         );
+        let blob = std::fs::read(format!("{models}/seaclr-s.seaclr")).unwrap();
+        let header = seaclr_shared::blob::Header::parse(&blob).unwrap();
+        let payload = &blob[seaclr_shared::blob::HEADER_LEN..][..header.payload_len as usize];
         let q = model_provenance(&format!("{models}/seaclr-s.seaclr"), "x");
         assert_eq!(q.kind, "int8 blob");
-        assert_eq!(q.crc32.as_deref(), Some("ee74fca1"));
+        assert_eq!(q.crc32.as_deref(), Some(crc_hex(payload).as_str()));
         assert_eq!(model_provenance("raw", "raw pixels").name, "raw pixels");
     }
 }

@@ -17,7 +17,7 @@ use super::{
 #[command(
     long_about = "Writes the model as ONNX. An int8 blob (.seaclr) becomes a QDQ graph \
     (QuantizeLinear/DequantizeLinear around float Conv, per-channel int8 weights, int32 \
-    bias) that onnxruntime runs as QLinearConv; a float checkpoint becomes a float graph \
+    bias); a float checkpoint becomes a float graph \
     (BatchNorm folded). Input `x`: float [N, 1, S, S] = (255 - p) / 255 of the \
     preprocessed gray image p; output `embedding`: float [N, D]."
 )]

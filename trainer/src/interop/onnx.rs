@@ -33,10 +33,11 @@
 //! - `Flatten` to `[N, D]`: `embedding = output_scale * (q - output_zp)`,
 //!   the dequantized int8 embedding.
 //!
-//! onnxruntime fuses the Q/DQ pairs into `QLinearConv` and friends (integer
-//! accumulation, float requantization), so it is not bit-exact with the
-//! engine's fixed-point requantization: see the README for the measured
-//! agreement.
+//! Run as written, the graph requantizes in float, the engine in fixed
+//! point, so the two can differ by a step on rounding boundaries. With all
+//! optimisations on, onnxruntime fuses the Q/DQ pairs into `QLinearConv`,
+//! whose x86 kernel without VNNI can saturate 16-bit partial sums: see the
+//! README for the measured agreement of both.
 //!
 //! float: `Conv` (+ `Relu`), `GlobalAveragePool`, `Flatten`, `Gemm`, with
 //! the folded weights of [`crate::float_encoder::FloatEncoder`].
