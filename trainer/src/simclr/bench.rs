@@ -219,10 +219,40 @@ mod tests {
         }
     }
 
-    /// The wgpu path (only built with `--features gpu`): one tiny training
-    /// step on the GPU backend where a Vulkan driver is installed (software
-    /// Vulkan from `mesa-vulkan-drivers` works on CPU-only machines; set
-    /// `CUBECL_AUTOTUNE_LEVEL=minimal` to keep the first-step compile short).
+    /// Loss and first-conv weight gradient of one SimCLR step on `device`,
+    /// from the seeded initial weights and fixed random views.
+    #[cfg(feature = "gpu")]
+    fn loss_and_first_gradient(config: &TrainConfig, device: Device) -> (f32, Vec<f32>) {
+        use burn::module::Module;
+        let device = device.autodiff();
+        let (size, batch) = (config.model.input_size, 4);
+        // Drawn on the CPU and forked (copied, gradients tracked anew): each
+        // backend has its own generator.
+        let model = config
+            .model
+            .init_seeded(&Device::flex().autodiff(), 1)
+            .fork(&device);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let views: Vec<f32> = (0..2 * batch * size * size)
+            .map(|_| rng.random_range(0.0..1.0))
+            .collect();
+        let x = Tensor::<4>::from_data(TensorData::new(views, [2 * batch, 1, size, size]), &device);
+        let (_, z) = model.forward(x);
+        let loss = nt_xent(z, config.temperature);
+        let grads = loss.backward();
+        let g = model.blocks[0].conv.weight.val().grad(&grads).unwrap();
+        (
+            loss.into_data().try_to_vec::<f32>().unwrap()[0],
+            g.into_data().try_to_vec::<f32>().unwrap(),
+        )
+    }
+
+    /// The wgpu path (only built with `--features gpu`), where a Vulkan
+    /// driver is installed (software Vulkan from `mesa-vulkan-drivers`
+    /// works on CPU-only machines; set `CUBECL_AUTOTUNE_LEVEL=minimal` to
+    /// keep the first-step compile short): burn's generic block operations
+    /// on wgpu give the loss and gradient of the fused CPU block, and a
+    /// training step runs.
     #[cfg(feature = "gpu")]
     #[test]
     fn wgpu_backend_runs_a_training_step() {
@@ -241,7 +271,26 @@ mod tests {
             .with_input_size(16)
             .with_stage_channels(vec![4, 8]);
         let device = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
+        let (gpu_loss, gpu_grad) = loss_and_first_gradient(&config, device.clone());
+        let (cpu_loss, cpu_grad) = loss_and_first_gradient(&config, Device::flex());
+        assert!(
+            (gpu_loss - cpu_loss).abs() <= 1e-4 * cpu_loss.abs().max(1.0),
+            "loss: wgpu {gpu_loss}, flex {cpu_loss}"
+        );
+        let scale = cpu_grad.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+        let worst = gpu_grad
+            .iter()
+            .zip(&cpu_grad)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        eprintln!(
+            "wgpu vs flex: loss {gpu_loss} / {cpu_loss}, first conv weight gradient within {worst:e} (largest {scale:e})"
+        );
+        assert!(
+            worst <= 1e-3 * scale,
+            "first conv weight gradient: wgpu differs from flex by {worst} (largest {scale})"
+        );
         let r = bench_train(&config, device, "wgpu", 4, 1, 0).unwrap();
+        assert_eq!(r.block, "generic");
         assert!(r.views_per_s > 0.0 && r.views_per_s.is_finite());
     }
 
