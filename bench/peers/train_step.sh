@@ -14,8 +14,9 @@
 # Then, when ../shared/data/planktonset is there, the real training loop
 # (`seaclr train`: decoding, augmentation on worker threads, the step,
 # validation) for 40 steps of batch 256 with the default recipe, against
-# `bench train --batch 256` run just before it: the median of the loop's
-# per-step views/s (steps.csv, first 5 steps left out) over the bench's.
+# `bench train --batch 256` run just before and just after it: the median
+# of the loop's per-step views/s (steps.csv, first 5 steps left out) over
+# the mean of the two bench runs.
 #
 # Needs: pip install torch (PyPI wheel), python3; builds `seaclr` in release.
 set -euo pipefail
@@ -64,15 +65,20 @@ DATA=../shared/data/planktonset/train
 if [ -d "$DATA" ]; then
     sed -e 's/^max_steps = .*/max_steps = 40/' -e 's/^checkpoint_every = .*/checkpoint_every = 1000/' \
         configs/seaclr-s.toml > "$OUT/loop.toml"
-    bench256=$(RAYON_NUM_THREADS="$THREADS" "$SEACLR" -q bench train --batch 256 --steps 4 --json |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["views_per_s"])')
+    bench256() {
+        RAYON_NUM_THREADS="$THREADS" "$SEACLR" -q bench train --batch 256 --steps 4 --json |
+            python3 -c 'import json,sys; print(json.load(sys.stdin)["views_per_s"])'
+    }
+    before=$(bench256)
     RAYON_NUM_THREADS="$THREADS" "$SEACLR" -q train --data "$DATA" --split splits/planktonset.csv \
         --config "$OUT/loop.toml" --out "$OUT/loop" --no-progress > /dev/null
-    python3 - "$OUT/loop/steps.csv" "$bench256" <<'PY'
+    after=$(bench256)
+    python3 - "$OUT/loop/steps.csv" "$before" "$after" <<'PY'
 import csv, statistics, sys
 rates = [float(r["views_per_s"]) for r in csv.DictReader(open(sys.argv[1]))][5:]
-bench = float(sys.argv[2])
+before, after = float(sys.argv[2]), float(sys.argv[3])
 loop = statistics.median(rates)
-print(f"batch 256: bench train {bench:.0f} views/s, real loop (seaclr train) {loop:.0f} views/s median: {loop / bench:.2f}x")
+print(f"batch 256: bench train {before:.0f} before / {after:.0f} after, real loop (seaclr train) "
+      f"{loop:.0f} views/s median: {loop / ((before + after) / 2):.2f}x")
 PY
 fi
