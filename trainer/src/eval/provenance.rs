@@ -241,12 +241,11 @@ mod tests {
         let dir = format!("{models}/seaclr-s");
         let f = model_provenance(&dir, "x");
         assert_eq!(f.kind, "float checkpoint");
-        let config = std::fs::read_to_string(format!("{dir}/config.toml")).unwrap();
-        let max_steps: usize = config
-            .lines()
-            .find_map(|l| l.strip_prefix("max_steps = "))
-            .and_then(|v| v.trim().parse().ok())
-            .expect("max_steps in the committed config");
+        let config = crate::simclr::config::TrainConfig::from_toml_file(
+            &Path::new(&dir).join(checkpoint::CONFIG_FILE),
+        )
+        .unwrap();
+        let max_steps = config.max_steps;
         assert_eq!(f.run_steps, Some(max_steps));
         let csv_last = last_step(Path::new(&format!("{dir}/steps.csv"))).unwrap();
         assert_eq!(f.cumulative_steps, Some(csv_last));

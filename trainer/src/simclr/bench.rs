@@ -66,6 +66,16 @@ pub fn cpu_features() -> Vec<String> {
     found
 }
 
+/// Two views of `batch` images of `size^2` uniform random pixels in
+/// 0..1, drawn from `seed`: NCHW data for a `[2 * batch, 1, size, size]`
+/// tensor.
+fn synthetic_views(batch: usize, size: usize, seed: u64) -> Vec<f32> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..2 * batch * size * size)
+        .map(|_| rng.random_range(0.0..1.0))
+        .collect()
+}
+
 /// Times `steps` training steps after `warmup` untimed ones.
 pub fn bench_train(
     config: &TrainConfig,
@@ -79,10 +89,7 @@ pub fn bench_train(
     let size = config.model.input_size;
     let mut model = config.model.init_seeded(&device, 1);
     let mut optimizer = build_optimizer(config);
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let views: Vec<f32> = (0..2 * batch * size * size)
-        .map(|_| rng.random_range(0.0..1.0))
-        .collect();
+    let views = synthetic_views(batch, size, 0);
     let mut timed = 0.0;
     for i in 0..warmup + steps {
         let start = Instant::now();
@@ -232,10 +239,7 @@ mod tests {
             .model
             .init_seeded(&Device::flex().autodiff(), 1)
             .fork(&device);
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-        let views: Vec<f32> = (0..2 * batch * size * size)
-            .map(|_| rng.random_range(0.0..1.0))
-            .collect();
+        let views = synthetic_views(batch, size, 3);
         let x = Tensor::<4>::from_data(TensorData::new(views, [2 * batch, 1, size, size]), &device);
         let (_, z) = model.forward(x);
         let loss = nt_xent(z, config.temperature);
